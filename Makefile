@@ -1,0 +1,133 @@
+# expgrid - one Makefile for the whole tree.
+#
+#   make            libraries into build/, programs into bin/
+#   make deps       install missing Debian packages (apt-get, as root)
+#   make check      deps, build, then every unit and integration test
+#   make bench      benchmarks side by side with their alternatives
+#   make demo       run the demo grid
+#   make SANITIZE=address,undefined check     the same under sanitizers
+#   make clean
+#
+# Each top-level part (common, kernels, grid, ...) is a static library built
+# from every .c file in its folder; programs link the libraries they sit on.
+# Tests: tests/unit/test_<module>.c and tests/integration/itest_<area>.c each
+# become one binary under build/tests/, run by build/tests/runner.
+
+CC      := gcc
+CFLAGS  ?= -O2 -g
+WARN    := -Wall -Wextra -Wstrict-prototypes -Wmissing-prototypes -Wshadow -Werror=vla
+PKGS    := libuv msgpack openblas fftw3f libpq yaml-0.1 zlib libsodium
+
+BUILD   := build
+ifneq ($(SANITIZE),)
+BUILD   := build-san
+SANFLAGS := -fsanitize=$(SANITIZE) -fno-omit-frame-pointer -fno-sanitize-recover=all
+endif
+BIN     := bin
+
+# Evaluated when a recipe runs, i.e. after `make deps` has installed them.
+PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS))
+PKG_LIBS   = $(shell pkg-config --libs $(PKGS))
+MPI_CFLAGS = $(shell pkg-config --cflags ompi-c)
+MPI_LIBS   = $(shell pkg-config --libs ompi-c)
+ALL_CFLAGS = -std=gnu11 -D_GNU_SOURCE -I. $(WARN) $(CFLAGS) $(SANFLAGS) $(PKG_CFLAGS) -MMD -MP
+LDFLAGS_ALL = $(SANFLAGS) $(LDFLAGS)
+
+# Libraries in dependency order (a part may use those after it).
+LIBPARTS := store trials proto grid kernels common
+LIBPARTS := $(foreach p,$(LIBPARTS),$(if $(wildcard $(p)/*.c),$(p)))
+LIBS     := $(foreach p,$(LIBPARTS),$(BUILD)/libeg_$(p).a)
+LINK_LIBS = -Wl,--start-group $(LIBS) -Wl,--end-group $(PKG_LIBS) -lm -lpthread
+
+PROGRAMS := $(if $(wildcard cli/*.c),$(BIN)/expgrid) \
+            $(if $(wildcard coordinator/*.c),$(BIN)/expgrid-coordinator) \
+            $(if $(wildcard worker/*.c),$(BIN)/expgrid-worker) \
+            $(if $(wildcard hwagent/*.c),$(BIN)/expgrid-hwagent)
+
+UNIT_TESTS  := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(wildcard tests/unit/test_*.c))
+INTEG_TESTS := $(patsubst tests/integration/%.c,$(BUILD)/tests/%,$(wildcard tests/integration/itest_*.c))
+TESTS       := $(UNIT_TESTS) $(INTEG_TESTS)
+BENCHES     := $(patsubst bench/%.c,$(BUILD)/bench/%,$(wildcard bench/bench_*.c))
+
+# Debian packages: to build and test, and the extras `make bench` compares with.
+DEB_PKGS   := build-essential pkg-config libuv1-dev libopenmpi-dev openmpi-bin \
+              libopenblas-dev libfftw3-dev libmsgpack-dev libpq-dev libyaml-dev \
+              zlib1g-dev libsodium-dev postgresql dataset-fashion-mnist python3 procps
+BENCH_PKGS := python3-torch parallel
+
+.PHONY: all deps bench-deps check tests bench demo clean
+all: $(LIBS) $(PROGRAMS)
+
+deps:
+	@sh .ci/deps.sh $(DEB_PKGS)
+
+bench-deps:
+	@sh .ci/deps.sh $(DEB_PKGS) $(BENCH_PKGS)
+
+tests: all $(TESTS) $(BUILD)/tests/runner
+
+# Unit tests first, then integration tests, in one runner so one summary line.
+check: deps
+	@$(MAKE) --no-print-directory tests
+	@$(BUILD)/tests/runner -j 2 -t 120 $(UNIT_TESTS) $(INTEG_TESTS)
+
+bench: bench-deps
+	@$(MAKE) --no-print-directory all $(BENCHES)
+	@sh bench/run.sh $(BUILD)
+
+demo: deps
+	@$(MAKE) --no-print-directory all
+	@$(BIN)/expgrid run grids/demo.yaml --local
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -c -o $@ $<
+
+$(BUILD)/worker/%.o: worker/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(MPI_CFLAGS) -c -o $@ $<
+
+define part_rules
+$(BUILD)/libeg_$(1).a: $(patsubst %.c,$(BUILD)/%.o,$(wildcard $(1)/*.c))
+	@rm -f $$@
+	ar rcs $$@ $$^
+endef
+$(foreach p,$(LIBPARTS),$(eval $(call part_rules,$(p))))
+
+$(BIN)/expgrid: $(patsubst %.c,$(BUILD)/%.o,$(wildcard cli/*.c)) $(LIBS)
+	@mkdir -p $(BIN)
+	$(CC) $(LDFLAGS_ALL) -o $@ $(filter %.o,$^) $(LINK_LIBS)
+
+$(BIN)/expgrid-coordinator: $(patsubst %.c,$(BUILD)/%.o,$(wildcard coordinator/*.c)) $(LIBS)
+	@mkdir -p $(BIN)
+	$(CC) $(LDFLAGS_ALL) -o $@ $(filter %.o,$^) $(LINK_LIBS)
+
+$(BIN)/expgrid-hwagent: $(patsubst %.c,$(BUILD)/%.o,$(wildcard hwagent/*.c)) $(LIBS)
+	@mkdir -p $(BIN)
+	$(CC) $(LDFLAGS_ALL) -o $@ $(filter %.o,$^) $(LINK_LIBS)
+
+$(BIN)/expgrid-worker: $(patsubst %.c,$(BUILD)/%.o,$(wildcard worker/*.c)) $(LIBS)
+	@mkdir -p $(BIN)
+	$(CC) $(LDFLAGS_ALL) -o $@ $(filter %.o,$^) $(LINK_LIBS) $(MPI_LIBS)
+
+$(BUILD)/tests/runner: tests/runner.c
+	@mkdir -p $(dir $@)
+	$(CC) -std=gnu11 -D_GNU_SOURCE $(WARN) $(CFLAGS) -o $@ $<
+
+$(BUILD)/tests/%: tests/unit/%.c $(BUILD)/tests/harness.o $(LIBS)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS_ALL) -o $@ $< $(BUILD)/tests/harness.o $(LINK_LIBS)
+
+$(BUILD)/tests/%: tests/integration/%.c $(BUILD)/tests/harness.o $(LIBS)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS_ALL) -o $@ $< $(BUILD)/tests/harness.o $(LINK_LIBS)
+
+$(BUILD)/bench/%: bench/%.c $(LIBS)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS_ALL) -o $@ $< $(LINK_LIBS)
+
+clean:
+	rm -rf build build-san $(BIN)
+
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
+.SECONDARY:

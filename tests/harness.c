@@ -1,0 +1,128 @@
+/* harness.c - test binary main, assertions and scratch files; see harness.h. */
+#include "tests/harness.h"
+
+#include <stdarg.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static char tmpdir[4096];
+static char pathbuf[4096];
+
+void eg__test_fail(const char *file, int line, const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, "%s:%d: ", file, line);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	fflush(NULL);
+	exit(1);
+}
+
+void eg_test_skip(const char *why)
+{
+	fprintf(stderr, "skip: %s\n", why);
+	fflush(NULL);
+	exit(EG_SKIP_CODE);
+}
+
+const char *eg_test_tmpdir(void)
+{
+	const char *env;
+
+	if (tmpdir[0] != '\0')
+		return tmpdir;
+	env = getenv("EG_TEST_TMPDIR");
+	if (env != NULL && env[0] != '\0') {
+		snprintf(tmpdir, sizeof(tmpdir), "%s", env);
+	} else {
+		snprintf(tmpdir, sizeof(tmpdir), "/tmp/eg-test-XXXXXX");
+		if (mkdtemp(tmpdir) == NULL)
+			eg__test_fail(__FILE__, __LINE__, "mkdtemp failed");
+	}
+	return tmpdir;
+}
+
+const char *eg_test_path(const char *name)
+{
+	snprintf(pathbuf, sizeof(pathbuf), "%s/%s", eg_test_tmpdir(), name);
+	return pathbuf;
+}
+
+const char *eg_test_write_file(const char *name, const char *text)
+{
+	const char *path = eg_test_path(name);
+	FILE *f = fopen(path, "w");
+
+	if (f == NULL || fputs(text, f) < 0 || fclose(f) != 0)
+		eg__test_fail(__FILE__, __LINE__, "cannot write %s", path);
+	return path;
+}
+
+int eg_test_run(const char *cmd, char **out)
+{
+	char *buf = NULL;
+	size_t len = 0, cap = 0;
+	char chunk[4096];
+	size_t n;
+	int status;
+	char *full;
+	FILE *p;
+
+	if (asprintf(&full, "(%s) 2>&1", cmd) < 0)
+		return -1;
+	p = popen(full, "r");
+	free(full);
+	if (p == NULL)
+		return -1;
+	while ((n = fread(chunk, 1, sizeof(chunk), p)) > 0) {
+		if (len + n + 1 > cap) {
+			cap = (len + n + 1) * 2;
+			buf = realloc(buf, cap);
+			if (buf == NULL)
+				abort();
+		}
+		memcpy(buf + len, chunk, n);
+		len += n;
+	}
+	if (buf == NULL)
+		buf = calloc(1, 1);
+	else
+		buf[len] = '\0';
+	status = pclose(p);
+	if (out != NULL)
+		*out = buf;
+	else
+		free(buf);
+	if (WIFEXITED(status))
+		return WEXITSTATUS(status);
+	if (WIFSIGNALED(status))
+		return 128 + WTERMSIG(status);
+	return -1;
+}
+
+int eg_test_main(int argc, char **argv, const struct eg_test *tests,
+		 size_t ntests)
+{
+	if (argc == 2 && strcmp(argv[1], "--list") == 0) {
+		for (size_t i = 0; i < ntests; i++)
+			printf("%s %d\n", tests[i].name, tests[i].timeout_s);
+		return 0;
+	}
+	if (argc != 2) {
+		fprintf(stderr, "usage: %s --list | TEST\n", argv[0]);
+		return 2;
+	}
+	for (size_t i = 0; i < ntests; i++) {
+		if (strcmp(argv[1], tests[i].name) == 0) {
+			tests[i].fn();
+			fflush(NULL);
+			return 0;
+		}
+	}
+	fprintf(stderr, "%s: no test named %s\n", argv[0], argv[1]);
+	return 2;
+}
