@@ -1,0 +1,31 @@
+/*
+ * cli.h - the `expgrid` command line: one file per command (cli/cmd_*.c),
+ * dispatched from cli/main.c's table.
+ *
+ * A command is `int eg_cmd_<name>(int argc, char **argv)` with argv[0] the
+ * command's name, so getopt_long works as in a main().  It returns the
+ * process exit code: 0 success, 1 a failed run (a trial failed, the
+ * database is down), 2 bad usage or bad input (a malformed grid).  Errors
+ * go to stderr as "expgrid: <what>: <why>" through eg_cli_error.
+ */
+#ifndef EG_CLI_H
+#define EG_CLI_H
+
+enum { EG_EXIT_OK = 0, EG_EXIT_FAIL = 1, EG_EXIT_USAGE = 2 };
+
+int eg_cmd_expand(int argc, char **argv);
+int eg_cmd_run(int argc, char **argv);
+int eg_cmd_db(int argc, char **argv);
+int eg_cmd_submit(int argc, char **argv);
+int eg_cmd_status(int argc, char **argv);
+int eg_cmd_cancel(int argc, char **argv);
+int eg_cmd_query(int argc, char **argv);
+int eg_cmd_down(int argc, char **argv);
+
+/* Prints "expgrid: " + message + "\n" on stderr. */
+void eg_cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Parses a non-negative integer option value; -1 if it is not one. */
+long eg_cli_parse_count(const char *s);
+
+#endif
