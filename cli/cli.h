@@ -25,6 +25,13 @@ int eg_cmd_down(int argc, char **argv);
 /* Prints "expgrid: " + message + "\n" on stderr. */
 void eg_cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
+struct eg_grid;
+
+/* Loads and validates a grid file and applies `--set` assignments; prints
+ * the error and returns EG_EXIT_USAGE on failure, EG_EXIT_OK on success. */
+int eg_cli_load_grid(const char *path, char **sets, int nsets,
+		     struct eg_grid **out);
+
 /* Parses a non-negative integer option value; -1 if it is not one. */
 long eg_cli_parse_count(const char *s);
 
