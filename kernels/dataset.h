@@ -58,7 +58,11 @@ int eg_dataset_fashion_mnist(bool train, eg_dataset *out, eg_diag *d);
 /* `n` examples of `classes` Gaussian clusters in `dim` dimensions.  The
  * class centres depend only on `centers_seed` (so a train and a test set
  * drawn with different `sample_seed`s share them); centres are N(0, 1) per
- * coordinate and points are centre + spread * N(0, 1). */
+ * coordinate scaled by sqrt(8 / dim) (two centres are 4 apart on average in
+ * any dimension, so `spread` sets the difficulty alike in 20 or 784
+ * dimensions: see docs/datasets.md) and points are centre + spread *
+ * N(0, 1).  Labels are balanced, in random order.  EG_EINVAL for dim or
+ * classes < 1, a negative spread, or more than 2^31 values. */
 int eg_dataset_blobs(size_t n, size_t dim, int classes, double spread,
 		     uint64_t centers_seed, uint64_t sample_seed,
 		     eg_dataset *out);
