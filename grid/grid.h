@@ -85,4 +85,9 @@ int eg_grid_canonicalize(const eg_val *params, eg_val **out, eg_diag *d);
 /* Key of a canonical parameter map. */
 int eg_grid_key(const eg_val *canonical, char key[EG_KEY_HEX + 1]);
 
+/* The parameter table (grid/params.c), for documentation and --help:
+ * names in table order, "group.key" or a top-level name. */
+size_t eg_grid_param_count(void);
+const char *eg_grid_param_name(size_t i); /* NULL past the end */
+
 #endif
