@@ -10,7 +10,7 @@ static const char *small_grid(void)
 	return eg_test_write_file("small.yaml",
 		"name: small\n"
 		"trial:\n"
-		"  dataset: {name: blobs, dim: 10, num_classes: 3, train_size: 300, test_size: 150}\n"
+		"  dataset: {name: blobs, dim: 10, num_classes: 3, spread: 0.5, train_size: 300, test_size: 150}\n"
 		"  model: {hidden: [16]}\n"
 		"  train: {epochs: 3, lr: 0.05, batch: 32}\n"
 		"sweep:\n"

@@ -41,7 +41,7 @@ static eg_val *params_of(const char *const *kv)
 
 static const char *const blobs[] = {
 	"dataset.name", "blobs", "dataset.dim", "20", "dataset.num_classes", "4",
-	"dataset.train_size", "800", "dataset.test_size", "400",
+	"dataset.train_size", "800", "dataset.test_size", "400", "dataset.spread", "0.5",
 	"model.hidden", "[32]", "train.epochs", "5", "train.lr", "0.05",
 	"train.momentum", "0.9", "train.batch", "32", NULL};
 
@@ -200,7 +200,7 @@ EG_TEST(fashion_subset_trains)
 {
 	static const char *const kv[] = {
 		"dataset.train_size", "1000", "dataset.test_size", "500",
-		"model.hidden", "[64]", "train.epochs", "2", NULL};
+		"model.hidden", "[64]", "train.epochs", "3", "train.momentum", "0.9", NULL};
 	eg_val *p = params_of(kv), *res = NULL;
 	eg_diag d = {{0}};
 	int rc = eg_trial_run(p, NULL, &res, &d);
