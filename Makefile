@@ -5,6 +5,7 @@
 #   make check      deps, build, then every unit and integration test
 #   make bench      benchmarks side by side with their alternatives
 #   make demo       run the demo grid
+#   make fuzz       libFuzzer targets (tests/fuzz), FUZZ_SECONDS each
 #   make SANITIZE=address,undefined check     the same under sanitizers
 #   make clean
 #
@@ -55,7 +56,7 @@ DEB_PKGS   := build-essential pkg-config libuv1-dev libopenmpi-dev openmpi-bin \
               zlib1g-dev libsodium-dev postgresql dataset-fashion-mnist python3 procps
 BENCH_PKGS := python3-torch parallel
 
-.PHONY: all deps bench-deps check tests bench demo clean
+.PHONY: all deps bench-deps check tests bench demo fuzz clean
 all: $(LIBS) $(PROGRAMS)
 
 deps:
@@ -78,6 +79,32 @@ bench: bench-deps
 demo: deps
 	@$(MAKE) --no-print-directory all
 	@$(BIN)/expgrid run grids/demo.yaml --local
+
+# libFuzzer targets: tests/fuzz/fuzz_<name>.c, built with clang under ASan and
+# UBSan from the sources of the libraries they exercise (proto and common
+# for now: add a part's sources here when a target needs it), each run for
+# FUZZ_SECONDS with a corpus kept in $(BUILD)/fuzz/fuzz_<name>.corpus.
+FUZZ_PKGS    := clang libclang-rt-14-dev
+FUZZ_SECONDS ?= 60
+FUZZ_SRCS     = $(wildcard proto/*.c common/*.c)
+FUZZ_CFLAGS   = -std=gnu11 -D_GNU_SOURCE -I. -g -O1 $(WARN) \
+                -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
+                $(shell pkg-config --cflags msgpack libsodium)
+FUZZ_TARGETS := $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%,$(wildcard tests/fuzz/fuzz_*.c))
+
+fuzz:
+	@sh .ci/deps.sh $(FUZZ_PKGS)
+	@$(MAKE) --no-print-directory $(FUZZ_TARGETS)
+	@for f in $(FUZZ_TARGETS); do \
+		mkdir -p $$f.corpus && \
+		$$f -max_total_time=$(FUZZ_SECONDS) -timeout=10 \
+		    -artifact_prefix=$$f. \
+		    -print_final_stats=1 $$f.corpus || exit 1; \
+	done
+
+$(BUILD)/fuzz/%: tests/fuzz/%.c $(FUZZ_SRCS)
+	@mkdir -p $(dir $@)
+	clang $(FUZZ_CFLAGS) -o $@ $^ $(shell pkg-config --libs msgpack libsodium) -lm
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
