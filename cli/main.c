@@ -18,6 +18,12 @@ struct command {
 static const struct command commands[] = {
 	{"expand", eg_cmd_expand, "print a grid's trials as JSON Lines"},
 	{"run", eg_cmd_run, "run a grid's trials in this process (--local)"},
+	{"db", eg_cmd_db, "the embedded PostgreSQL: start, stop, url, migrate, psql"},
+	{"submit", eg_cmd_submit, "add a grid and its trials to the database"},
+	{"status", eg_cmd_status, "trial counts per state (--json, --watch)"},
+	{"cancel", eg_cmd_cancel, "cancel every unfinished trial of a grid"},
+	{"query", eg_cmd_query, "print trials, best trials or paradigm tables"},
+	{"down", eg_cmd_down, "stop everything started under EXPGRID_HOME"},
 };
 
 void eg_cli_error(const char *fmt, ...)

@@ -47,7 +47,7 @@ typedef enum eg_init {
 	EG_INIT_HE,     /* N(0, 2 / fan_in) */
 	EG_INIT_GLOROT, /* N(0, 2 / (fan_in + fan_out)) */
 	EG_INIT_LECUN,  /* N(0, 1 / fan_in) */
-	EG_INIT_NORMAL  /* N(0, 1); init_scale is then the deviation */
+	EG_INIT_NORMAL  /* first layer N(0, init_scale^2), later ones LeCun */
 } eg_init;
 
 typedef enum eg_algo { EG_ALGO_BP, EG_ALGO_FA, EG_ALGO_DFA, EG_ALGO_BDFA } eg_algo;
@@ -59,6 +59,9 @@ typedef enum eg_feedback {
 	EG_FB_BINARY
 } eg_feedback;
 
+/* SGD: v = momentum v + (g + weight_decay w); w -= lr v.
+ * Adam: standard, with bias correction; weight decay is L2 added to the
+ * gradient (not decoupled AdamW).  Biases get no weight decay. */
 typedef enum eg_optim { EG_OPT_SGD, EG_OPT_ADAM } eg_optim;
 
 typedef struct eg_net_config {
@@ -69,11 +72,14 @@ typedef struct eg_net_config {
 	eg_act act;               /* of every hidden layer; the output is linear */
 	bool bias;
 	eg_init init;
-	double init_scale;        /* multiplies the scheme's deviation */
+	double init_scale;        /* multiplies the FIRST layer's deviation */
 	eg_loss loss;
 	eg_algo algo;
 	eg_feedback feedback;
-	double feedback_scale;    /* 0 = automatic (see net.c) */
+	double feedback_scale;    /* deviation of the feedback entries (binary:
+				     exactly +-scale); 0 = automatic: FA the
+				     init deviation of the W it replaces,
+				     DFA/BDFA 1/sqrt(n_out) (see net.c) */
 	eg_optim optim;
 	double lr, momentum, weight_decay;
 	double adam_beta1, adam_beta2, adam_eps; /* 0 = 0.9, 0.999, 1e-8 */
@@ -95,7 +101,9 @@ const eg_net_config *eg_net_config_of(const eg_net *net);
 
 /* One optimizer step on a batch of `n` (1 .. config.batch) examples: x is
  * n x n_in, y the labels.  Returns the batch's mean loss before the step in
- * *loss (may be NULL).  EG_EDIVERGED if the loss is not finite. */
+ * *loss (may be NULL).  EG_EDIVERGED if the loss is not finite; then no
+ * parameter or optimizer state is changed.  EG_EINVAL for n out of range or
+ * a label outside 0 .. n_out - 1. */
 int eg_net_train_batch(eg_net *net, const float *x, const int32_t *y, int n,
 		       double *loss);
 
@@ -127,6 +135,10 @@ typedef struct eg_net_diag {
 	double grad_ratio_w1;
 } eg_net_diag;
 
+/* Classes with fewer than two examples (or only zero vectors) are left
+ * out of the mean.  Allocates and frees its own scratch (the class order,
+ * two n_in x hidden[0] matrices): it is not part of the training loop.  It
+ * overwrites the batch scratch but not the gradients eg_net_grads shows. */
 int eg_net_diagnostics(eg_net *net, const float *x, const int32_t *y,
 		       size_t n, eg_net_diag *out);
 
@@ -142,6 +154,15 @@ size_t eg_net_params_nonzero(const eg_net *net);
 int eg_net_layer(eg_net *net, int l, float **w, float **b, int *rows,
 		 int *cols);
 int eg_net_grads(eg_net *net, int l, float **dw, float **db);
+
+/* Hidden layer l's fixed feedback matrix (0 .. n_hidden - 1) of an FA,
+ * DFA or BDFA net, row-major rows x cols, owned by the net: for FA it
+ * stands in for W_{l+1}^T (hidden[l] x the next layer's width), for
+ * DFA/BDFA it maps the output error to layer l (hidden[l] x n_out).  The incoming error of layer l is
+ * delta_{l+1} B^T (FA) or e B^T (DFA, BDFA) in the batch-row layout.
+ * EG_ERANGE for a BP net or an l out of range.  See net.c for the
+ * automatic feedback_scale. */
+int eg_net_feedback(eg_net *net, int l, float **B, int *rows, int *cols);
 
 /* Loss and its gradient with respect to the logits z (n x k) for labels y,
  * for every loss of eg_loss: returns the mean loss and writes dz = dL/dz of
