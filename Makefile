@@ -17,7 +17,7 @@
 CC      := gcc
 CFLAGS  ?= -O2 -g
 WARN    := -Wall -Wextra -Wstrict-prototypes -Wmissing-prototypes -Wshadow -Werror=vla
-PKGS    := libuv msgpack openblas fftw3f libpq yaml-0.1 zlib libsodium
+PKGS    := libuv msgpack openblas fftw3f libpq yaml-0.1 zlib libsodium jansson
 
 BUILD   := build
 ifneq ($(SANITIZE),)
@@ -53,7 +53,8 @@ BENCHES     := $(patsubst bench/%.c,$(BUILD)/bench/%,$(wildcard bench/bench_*.c)
 # Debian packages: to build and test, and the extras `make bench` compares with.
 DEB_PKGS   := build-essential pkg-config libuv1-dev libopenmpi-dev openmpi-bin \
               libopenblas-dev libfftw3-dev libmsgpack-dev libpq-dev libyaml-dev \
-              zlib1g-dev libsodium-dev postgresql dataset-fashion-mnist python3 procps
+              zlib1g-dev libsodium-dev libjansson-dev postgresql dataset-fashion-mnist \
+              python3 procps
 BENCH_PKGS := python3-torch parallel
 
 .PHONY: all deps bench-deps check tests bench demo fuzz clean
@@ -76,9 +77,21 @@ bench: bench-deps
 	@$(MAKE) --no-print-directory all $(BENCHES)
 	@sh bench/run.sh $(BUILD)
 
+# The local stack (embedded PostgreSQL, coordinator, mpirun'd workers) runs
+# grids/demo.yaml; the stack stays up afterwards for querying.
 demo: deps
 	@$(MAKE) --no-print-directory all
-	@$(BIN)/expgrid run grids/demo.yaml --local
+	@$(BIN)/expgrid up
+	@{ $(BIN)/expgrid submit --wait grids/demo.yaml; echo $$? >$(BUILD)/demo.rc; } | \
+	    tee $(BUILD)/demo.out; \
+	rc=$$(cat $(BUILD)/demo.rc); id=$$(head -1 $(BUILD)/demo.out); \
+	case "$$id" in ''|*[!0-9]*) exit 1;; esac; \
+	echo; echo "== trials of grid $$id"; $(BIN)/expgrid query trials $$id; \
+	echo; echo "== best by test_acc"; $(BIN)/expgrid query best $$id; \
+	echo; \
+	echo "The stack is still up. Query it with: psql \"\$$($(BIN)/expgrid db url)\"" \
+	     "or $(BIN)/expgrid query trials|best $$id; stop it with: $(BIN)/expgrid down"; \
+	exit $$rc
 
 # libFuzzer targets: tests/fuzz/fuzz_<name>.c, built with clang under ASan and
 # UBSan from the sources of the libraries they exercise (proto and common

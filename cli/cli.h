@@ -11,6 +11,10 @@
 #ifndef EG_CLI_H
 #define EG_CLI_H
 
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
 enum { EG_EXIT_OK = 0, EG_EXIT_FAIL = 1, EG_EXIT_USAGE = 2 };
 
 int eg_cmd_expand(int argc, char **argv);
@@ -21,6 +25,7 @@ int eg_cmd_status(int argc, char **argv);
 int eg_cmd_cancel(int argc, char **argv);
 int eg_cmd_query(int argc, char **argv);
 int eg_cmd_down(int argc, char **argv);
+int eg_cmd_up(int argc, char **argv);
 
 /* Prints "expgrid: " + message + "\n" on stderr. */
 void eg_cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -34,5 +39,22 @@ int eg_cli_load_grid(const char *path, char **sets, int nsets,
 
 /* Parses a non-negative integer option value; -1 if it is not one. */
 long eg_cli_parse_count(const char *s);
+
+/* ---- the local stack's processes (cmd_up.c, shared with cmd_down.c) ---- */
+/* The absolute $EXPGRID_HOME (default ./var, created), also exported to
+ * the environment so daemons inherit it; -1 after printing the error. */
+int eg_cli_home(char *out, size_t len);
+/* The pid in a pid file, or 0 if there is none. */
+pid_t eg_cli_pidfile_read(const char *path);
+/* Writes a pid file atomically (temporary file, rename); -1 on failure. */
+int eg_cli_pidfile_write(const char *path, pid_t pid);
+/* Whether pid is alive and not a zombie. */
+bool eg_cli_pid_alive(pid_t pid);
+/* Whether pid is alive and its executable's name is one of `names`
+ * (NULL-terminated), so that a reused pid is not mistaken for a daemon. */
+bool eg_cli_pid_is(pid_t pid, const char *const *names);
+/* SIGTERM, then SIGKILL if still alive after deadline_ms; returns whether
+ * the process was alive to begin with. */
+bool eg_cli_stop_pid(pid_t pid, int deadline_ms);
 
 #endif

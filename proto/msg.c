@@ -79,6 +79,9 @@ static const struct field fail_f[] = {
 	TRIAL, ATTEMPT, FSTR("error", error, 0, EG_MSG_ERROR_MAX, false),
 };
 static const struct field cancel_f[] = {TRIAL};
+/* ACK{trial, attempt}: the coordinator has durably recorded (or recognized
+ * as a duplicate) that attempt's RESULT or FAIL, so the agent may forget it. */
+static const struct field ack_f[] = {TRIAL, ATTEMPT};
 static const struct field bye_f[] = {
 	FSTR("reason", reason, 0, EG_MSG_REASON_MAX, true),
 };
@@ -102,6 +105,7 @@ static const struct spec {
 	[EG_MSG_FAIL] = SPEC("FAIL", fail_f),
 	[EG_MSG_CANCEL] = SPEC("CANCEL", cancel_f),
 	[EG_MSG_BYE] = SPEC("BYE", bye_f),
+	[EG_MSG_ACK] = SPEC("ACK", ack_f),
 };
 
 /* Typed access to a member named by a table entry. */

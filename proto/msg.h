@@ -78,6 +78,7 @@ typedef enum eg_msg_type {
 	EG_MSG_FAIL,      /* agent: the attempt failed */
 	EG_MSG_CANCEL,    /* coordinator: stop this trial */
 	EG_MSG_BYE,       /* either side: orderly close */
+	EG_MSG_ACK,       /* coordinator: this RESULT/FAIL is durable */
 	EG_MSG__COUNT
 } eg_msg_type;
 
@@ -97,8 +98,8 @@ typedef struct eg_msg {
 	uint8_t nonce[EG_MSG_NONCE_LEN]; /* CHALLENGE */
 	uint8_t proof[EG_MSG_PROOF_LEN]; /* PROOF */
 	int64_t slots;         /* WANT */
-	int64_t trial;         /* ASSIGN PROGRESS RESULT FAIL CANCEL */
-	int64_t attempt;       /* ASSIGN PROGRESS RESULT FAIL */
+	int64_t trial;         /* ASSIGN PROGRESS RESULT FAIL CANCEL ACK */
+	int64_t attempt;       /* ASSIGN PROGRESS RESULT FAIL ACK */
 	int64_t lease_ms;      /* ASSIGN */
 	eg_val *params;        /* ASSIGN: map */
 	eg_val *metrics;       /* PROGRESS: map */

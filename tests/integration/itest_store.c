@@ -534,10 +534,11 @@ EG_TEST(submit_status_cancel_query)
 	rc = cli(&out, "status %s --watch --interval 0.1", grid2);
 	EG_CHECK_MSG(rc == 0 && strstr(out, "100.0% 50/50") != NULL, "%s", out);
 	free(out);
-	/* submit --wait on a finished grid: the same id, then the full bar. */
+	/* submit --wait on a finished grid: the same id at once, and exit 1
+	 * because the grid was cancelled (not every trial succeeded). */
 	rc = cli(&out, "submit %s --wait", eg_test_path("g2.yaml"));
-	EG_CHECK_MSG(rc == 0 && strncmp(out, grid2, strlen(grid2)) == 0 &&
-			     strstr(out, "100.0% 50/50") != NULL,
+	EG_CHECK_MSG(rc == 1 && strncmp(out, grid2, strlen(grid2)) == 0 &&
+			     strstr(out, "was cancelled") != NULL,
 		     "%s", out);
 	free(out);
 	/* --set makes it another grid (another canonical hash). */

@@ -108,6 +108,10 @@ static void fill(eg_msg *m, eg_msg_type t)
 	case EG_MSG_BYE:
 		m->reason = strdup("shutting down");
 		break;
+	case EG_MSG_ACK:
+		m->trial = 9;
+		m->attempt = 2;
+		break;
 	default:
 		EG_CHECK(0);
 	}
@@ -501,7 +505,7 @@ EG_TEST(each_field_dropped_or_mistyped)
 {
 	/* 1 + the number of fields of each type (BYE's reason is optional). */
 	static const uint32_t nkeys[EG_MSG__COUNT] = {
-		0, 5, 2, 2, 2, 2, 5, 2, 4, 4, 4, 2, 2};
+		0, 5, 2, 2, 2, 2, 5, 2, 4, 4, 4, 2, 2, 3};
 
 	for (int t = EG_MSG_NONE + 1; t < EG_MSG__COUNT; t++) {
 		msgpack_unpacked up;
