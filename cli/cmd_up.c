@@ -132,22 +132,11 @@ int eg_cli_pidfile_write(const char *path, pid_t pid)
 /* Alive, not a zombie, and one of `names` by executable or command name. */
 bool eg_cli_pid_is(pid_t pid, const char *const *names)
 {
-	char path[64], exe[PATH_MAX], stat[512];
-	const char *base = NULL, *p;
+	char path[64], exe[PATH_MAX];
+	const char *base = NULL;
 	ssize_t n;
-	FILE *f;
 
-	if (pid <= 0 || kill(pid, 0) != 0)
-		return false;
-	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-	f = fopen(path, "r");
-	if (f == NULL)
-		return false;
-	n = (ssize_t)fread(stat, 1, sizeof(stat) - 1, f);
-	fclose(f);
-	stat[n > 0 ? n : 0] = '\0';
-	p = strrchr(stat, ')');
-	if (p == NULL || p[1] == '\0' || p[2] == 'Z' || p[2] == 'X')
+	if (!eg_cli_pid_alive(pid))
 		return false;
 	snprintf(path, sizeof(path), "/proc/%d/exe", (int)pid);
 	n = readlink(path, exe, sizeof(exe) - 1);
