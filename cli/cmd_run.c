@@ -12,6 +12,7 @@
  */
 #include <getopt.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -170,14 +171,30 @@ static void cell_text(const eg_val *v, char *out, size_t len)
 
 static void print_table(const struct run_ctx *c)
 {
-	static const char *const metric_cols[] = {
+	static const char *const train_cols[] = {
 		"train_acc", "test_acc", "test_loss", "align_repr",
 		"grad_ratio_w1", "epochs", "wall_s"};
-	enum { NMET = sizeof(metric_cols) / sizeof(metric_cols[0]) };
+	/* With coverify trials in the run: the co-verification summary. */
+	static const char *const cov_cols[] = {
+		"design_test_acc", "min_s_tol_sd", "first_divergent_layer",
+		"l1_hw_health", "est_cycles", "est_energy_nj"};
+	enum { NTRAIN = sizeof(train_cols) / sizeof(train_cols[0]),
+	       NMAX = NTRAIN + sizeof(cov_cols) / sizeof(cov_cols[0]) };
+	const char *metric_cols[NMAX];
+	size_t nmet = 0;
 	char **names = NULL, **vary = NULL;
 	size_t nnames = 0, nvary = 0;
-	int width[64 + NMET];
+	int width[64 + NMAX];
 	char cell[128];
+	bool cov = false;
+
+	for (size_t i = 0; i < c->n; i++)
+		cov = cov || strcmp(eg_val_get_str(c->rows[i].params, "kind", ""),
+				    "coverify") == 0;
+	for (size_t k = 0; k < NTRAIN; k++)
+		metric_cols[nmet++] = train_cols[k];
+	for (size_t k = 0; cov && k < NMAX - NTRAIN; k++)
+		metric_cols[nmet++] = cov_cols[k];
 
 	for (size_t i = 0; i < c->n; i++)
 		leaf_names(c->rows[i].params, "", &names, &nnames);
@@ -196,7 +213,7 @@ static void print_table(const struct run_ctx *c)
 		}
 	}
 	/* Column widths: the widest of header and cells. */
-	for (size_t k = 0; k < nvary + NMET; k++) {
+	for (size_t k = 0; k < nvary + nmet; k++) {
 		const char *h = k < nvary ? vary[k] : metric_cols[k - nvary];
 
 		width[k] = (int)strlen(h);
@@ -211,14 +228,14 @@ static void print_table(const struct run_ctx *c)
 		}
 	}
 	printf("%-5s", "#");
-	for (size_t k = 0; k < nvary + NMET; k++)
+	for (size_t k = 0; k < nvary + nmet; k++)
 		printf("  %*s", width[k], k < nvary ? vary[k] : metric_cols[k - nvary]);
 	printf("\n");
 	for (size_t i = 0; i < c->n; i++) {
 		const struct trial_row *r = &c->rows[i];
 
 		printf("%-5zu", r->index);
-		for (size_t k = 0; k < nvary + NMET; k++) {
+		for (size_t k = 0; k < nvary + nmet; k++) {
 			const eg_val *v = k < nvary
 				? eg_val_get_path(r->params, vary[k])
 				: eg_val_get(eg_val_get(r->result, "metrics"),

@@ -227,6 +227,13 @@ static void im2col_block_rows(const eg_conv_shape *s, int ho, int wo,
 void eg_conv_im2col(const eg_conv_shape *s, const float *restrict x,
 		    float *restrict col)
 {
+	eg_conv_im2col_ld(s, x, col,
+			  (size_t)eg_conv_out_h(s) * (size_t)eg_conv_out_w(s));
+}
+
+void eg_conv_im2col_ld(const eg_conv_shape *s, const float *restrict x,
+		       float *restrict col, size_t ld)
+{
 	int ho = eg_conv_out_h(s), wo = eg_conv_out_w(s);
 	int shifted = s->stride == 1 && wo == s->w;
 
@@ -244,13 +251,20 @@ void eg_conv_im2col(const eg_conv_shape *s, const float *restrict x,
 				else
 					im2col_block_rows(s, ho, wo, xc, u, off,
 							  x0, x1, col);
-				col += (size_t)ho * wo;
+				col += ld;
 			}
 	}
 }
 
 void eg_conv_col2im(const eg_conv_shape *s, const float *restrict col,
 		    float *restrict x)
+{
+	eg_conv_col2im_ld(s, col,
+			  (size_t)eg_conv_out_h(s) * (size_t)eg_conv_out_w(s), x);
+}
+
+void eg_conv_col2im_ld(const eg_conv_shape *s, const float *restrict col,
+		       size_t ld, float *restrict x)
 {
 	int ho = eg_conv_out_h(s), wo = eg_conv_out_w(s);
 	int stride = s->stride;
@@ -282,7 +296,7 @@ void eg_conv_col2im(const eg_conv_shape *s, const float *restrict col,
 							dst[t * stride + off] +=
 							    src[t];
 				}
-				col += (size_t)ho * wo;
+				col += ld;
 			}
 		}
 	}

@@ -102,6 +102,14 @@ size_t eg_conv_scratch_size(const eg_conv_shape *s);
  */
 void eg_conv_im2col(const eg_conv_shape *s, const float *x, float *col);
 void eg_conv_col2im(const eg_conv_shape *s, const float *col, float *x);
+/* The same with the rows of col `ld` floats apart (ld >= Ho Wo), so that
+ * the unrolled matrices of a batch can sit side by side in one
+ * (C K K) x (n Ho Wo) matrix (example i at column i Ho Wo, ld = n Ho Wo)
+ * for one sgemm per batch (eg_net does this). */
+void eg_conv_im2col_ld(const eg_conv_shape *s, const float *x, float *col,
+		       size_t ld);
+void eg_conv_col2im_ld(const eg_conv_shape *s, const float *col, size_t ld,
+		       float *x);
 
 /*
  * out (n x F x Ho x Wo) = conv(x (n x C x H x W), w) + b.  b may be NULL

@@ -25,6 +25,7 @@
 
 #include "kernels/net.h"
 #include "kernels/rng.h"
+#include "trials/coverify.h"
 #include "trials/trials_int.h"
 
 #define DIAG_EXAMPLES 1000
@@ -45,7 +46,10 @@ static const struct name_map inits[] = {
 	{"normal", EG_INIT_NORMAL}, {NULL, 0}};
 static const struct name_map algos[] = {
 	{"bp", EG_ALGO_BP}, {"fa", EG_ALGO_FA}, {"dfa", EG_ALGO_DFA},
-	{"bdfa", EG_ALGO_BDFA}, {NULL, 0}};
+	{"bdfa", EG_ALGO_BDFA}, {"hybrid", EG_ALGO_HYBRID}, {NULL, 0}};
+static const struct name_map hybrids[] = {
+	{"conv-dfa", EG_HYBRID_CONV_DFA}, {"fc-dfa", EG_HYBRID_FC_DFA},
+	{NULL, 0}};
 static const struct name_map feedbacks[] = {
 	{"default", EG_FB_DEFAULT}, {"uniform", EG_FB_UNIFORM},
 	{"normal", EG_FB_NORMAL}, {"binary", EG_FB_BINARY}, {NULL, 0}};
@@ -67,30 +71,53 @@ static int lookup(const struct name_map *m, const eg_val *params,
 			   "build of expgrid", path, s);
 }
 
-/* Maps the trial's model.*, init.* and train.* onto an eg_net_config. */
-static int make_config(const eg_val *params, const eg__data *data,
-		       eg_net_config *c, eg_diag *d)
+/*
+ * Maps the trial's model.*, init.* and train.* onto an eg_net_config.
+ * model.arch cnn puts the model.conv layers ({filters, kernel, pool}, see
+ * net.h: "same" convolutions, stride 1) on the dataset's image shape before
+ * the model.hidden layers; model.circulant_block k > 1 makes every hidden
+ * fully-connected layer block-circulant (the output layer stays dense).
+ */
+int eg__net_config(const eg_val *params, const eg__data *data,
+		   eg_net_config *c, eg_diag *d)
 {
 	const eg_val *hidden = eg_val_get_path(params, "model.hidden");
+	const eg_val *conv = eg_val_get_path(params, "model.conv");
+	const char *arch = eg_val_get_str(params, "model.arch", "mlp");
 	int v, rc = EG_OK;
 
 	eg_net_config_default(c);
-	if (strcmp(eg_val_get_str(params, "model.arch", "mlp"), "mlp") != 0)
-		return eg_diag_set(d, EG_ENOTSUP, "model.arch %s: not supported "
-				   "by this build of expgrid (mlp only)",
-				   eg_val_get_str(params, "model.arch", ""));
-	if (eg_val_get_int(params, "model.circulant_block", 0) != 0)
-		return eg_diag_set(d, EG_ENOTSUP, "model.circulant_block: "
-				   "block-circulant layers are not supported by "
-				   "this build of expgrid");
 	c->n_in = (int)data->train.dim;
 	c->n_out = data->train.classes;
+	if (strcmp(arch, "cnn") == 0) {
+		if (eg_val_len(conv) == 0)
+			return eg_diag_set(d, EG_EINVAL, "model.arch cnn needs "
+					   "at least one model.conv layer");
+		if (eg_val_len(conv) + eg_val_len(hidden) >= EG_NET_MAX_LAYERS)
+			return eg_diag_set(d, EG_ERANGE, "model.conv + "
+					   "model.hidden: at most %d layers",
+					   EG_NET_MAX_LAYERS - 1);
+		c->n_conv = (int)eg_val_len(conv);
+		for (int i = 0; i < c->n_conv; i++) {
+			const eg_val *e = eg_val_at(conv, (size_t)i);
+			c->conv[i].filters = (int)eg_val_get_int(e, "filters", 1);
+			c->conv[i].kernel = (int)eg_val_get_int(e, "kernel", 1);
+			c->conv[i].pool = (int)eg_val_get_int(e, "pool", 1);
+		}
+		c->in_c = data->train.c;
+		c->in_h = data->train.h;
+		c->in_w = data->train.w;
+	} else if (strcmp(arch, "mlp") != 0) {
+		return eg_diag_set(d, EG_ENOTSUP, "model.arch %s: not supported "
+				   "by this build of expgrid", arch);
+	}
 	if (eg_val_len(hidden) >= EG_NET_MAX_LAYERS)
 		return eg_diag_set(d, EG_ERANGE, "model.hidden: at most %d layers",
 				   EG_NET_MAX_LAYERS - 1);
 	c->n_hidden = (int)eg_val_len(hidden);
 	for (int i = 0; i < c->n_hidden; i++)
 		c->hidden[i] = (int)eg_val_as_int(eg_val_at(hidden, (size_t)i));
+	c->circulant_block = (int)eg_val_get_int(params, "model.circulant_block", 0);
 	c->bias = eg_val_get_bool(params, "model.bias", true);
 	c->init_scale = eg_val_get_num(params, "init.scale", 1.0);
 	c->feedback_scale = eg_val_get_num(params, "train.feedback_scale", 0);
@@ -112,12 +139,33 @@ static int make_config(const eg_val *params, const eg__data *data,
 		rc = lookup(algos, params, "train.algo", "bp", &v, d);
 	c->algo = (eg_algo)v;
 	if (rc == EG_OK)
+		rc = lookup(hybrids, params, "train.hybrid", "conv-dfa", &v, d);
+	c->hybrid = (eg_hybrid)v;
+	if (rc == EG_OK)
 		rc = lookup(feedbacks, params, "train.feedback_init", "default",
 			    &v, d);
 	c->feedback = (eg_feedback)v;
 	if (rc == EG_OK)
 		rc = lookup(optims, params, "train.optimizer", "sgd", &v, d);
 	c->optim = (eg_optim)v;
+	return rc;
+}
+
+int eg__net_metrics(const eg_net *net, eg_val *metrics)
+{
+	size_t total = eg_net_params_total(net);
+	size_t nonzero = eg_net_params_nonzero(net);
+	size_t dense = eg_net_params_dense(net);
+	int rc = eg_val_set_int(metrics, "params_total", (int64_t)total);
+
+	if (rc == EG_OK)
+		rc = eg_val_set_int(metrics, "params_nonzero", (int64_t)nonzero);
+	if (rc == EG_OK)
+		rc = eg_val_set_num(metrics, "sparsity",
+				    total ? 1.0 - (double)nonzero / (double)total : 0);
+	if (rc == EG_OK)
+		rc = eg_val_set_num(metrics, "compression",
+				    total ? (double)dense / (double)total : 1);
 	return rc;
 }
 
@@ -141,8 +189,8 @@ static int eval_into(eg_net *net, const eg_dataset *ds, const char *prefix,
 	return rc;
 }
 
-static int epoch_point(eg_net *net, const eg__data *data, int epoch,
-		       eg_val **out, double *sel_loss)
+int eg__epoch_point(eg_net *net, const eg__data *data, int epoch,
+		    eg_val **out, double *sel_loss)
 {
 	eg_val *p = eg_val_map();
 	eg_net_diag diag;
@@ -177,7 +225,7 @@ static int epoch_point(eg_net *net, const eg__data *data, int epoch,
 }
 
 /* Copies the listed keys of the last curve point into the final metrics. */
-static int final_metrics(const eg_val *last, eg_val *metrics)
+int eg__final_metrics(const eg_val *last, eg_val *metrics)
 {
 	static const char *const keys[] = {
 		"train_acc", "test_acc", "train_loss", "test_loss", "val_acc",
@@ -193,37 +241,33 @@ static int final_metrics(const eg_val *last, eg_val *metrics)
 	return rc;
 }
 
-int eg__trial_train(const eg_val *params, const eg_trial_hooks *hooks,
-		    eg_val **result, eg_diag *d)
+int eg__train_network(const eg_val *params, const eg_trial_hooks *hooks,
+		      const eg__data *data, eg_net **net_out, eg_val *res,
+		      eg_diag *d)
 {
 	int epochs = (int)eg_val_get_int(params, "train.epochs", 10);
 	uint64_t seed = (uint64_t)eg_val_get_int(params, "seed", 0);
 	double t0 = eg__now(), best = INFINITY;
-	eg__data data;
 	eg_net_config cfg;
 	eg_net *net = NULL;
 	int32_t *order = NULL;
-	eg_val *res = NULL, *curve, *metrics, *point = NULL;
+	eg_val *curve, *metrics, *point = NULL;
 	int rc, best_epoch = 0, done = 0, diverged = 0;
 	double sel;
-	size_t total, nonzero;
 	eg_rng rng;
 
 	if (hooks->threads > 0)
 		openblas_set_num_threads(hooks->threads);
-	rc = eg__data_prepare(params, &data, d);
-	if (rc != EG_OK)
-		return rc;
-	rc = make_config(params, &data, &cfg, d);
+	*net_out = NULL;
+	rc = eg__net_config(params, data, &cfg, d);
 	if (rc == EG_OK)
 		rc = eg_net_create(&cfg, &net, d);
 	if (rc != EG_OK)
 		goto out;
 
-	res = eg_val_map();
 	curve = eg_val_list();
 	metrics = eg_val_map();
-	order = malloc((data.train.n ? data.train.n : 1) * sizeof(*order));
+	order = malloc((data->train.n ? data->train.n : 1) * sizeof(*order));
 	rc = eg_val_set(res, "metrics", metrics);
 	if (rc == EG_OK)
 		rc = eg_val_set(res, "curve", curve);
@@ -233,16 +277,16 @@ int eg__trial_train(const eg_val *params, const eg_trial_hooks *hooks,
 		rc = eg_diag_set(d, EG_ENOMEM, "train: out of memory");
 		goto out;
 	}
-	for (size_t i = 0; i < data.train.n; i++)
+	for (size_t i = 0; i < data->train.n; i++)
 		order[i] = (int32_t)i;
 	eg_rng_seed_stream(&rng, seed, "shuffle");
 
 	for (int epoch = 1; epoch <= epochs; epoch++) {
 		double loss;
 
-		eg_rng_shuffle(&rng, order, data.train.n);
-		rc = eg_net_train_epoch(net, data.train.x, data.train.y,
-					data.train.n, order, hooks->cancel, &loss);
+		eg_rng_shuffle(&rng, order, data->train.n);
+		rc = eg_net_train_epoch(net, data->train.x, data->train.y,
+					data->train.n, order, hooks->cancel, &loss);
 		if (rc == EG_EDIVERGED) {
 			diverged = 1;
 			rc = EG_OK;
@@ -257,7 +301,7 @@ int eg__trial_train(const eg_val *params, const eg_trial_hooks *hooks,
 				    eg_strerror(rc));
 			goto out;
 		}
-		rc = epoch_point(net, &data, epoch, &point, &sel);
+		rc = eg__epoch_point(net, data, epoch, &point, &sel);
 		if (rc == EG_OK)
 			rc = eg_val_push(curve, point);
 		if (rc != EG_OK) {
@@ -276,27 +320,20 @@ int eg__trial_train(const eg_val *params, const eg_trial_hooks *hooks,
 	if (done == 0) {
 		/* Zero epochs (or divergence in the first): the untrained
 		 * network's numbers are still the honest result. */
-		rc = epoch_point(net, &data, 0, &point, &sel);
+		rc = eg__epoch_point(net, data, 0, &point, &sel);
 		if (rc == EG_OK)
-			rc = final_metrics(point, metrics);
+			rc = eg__final_metrics(point, metrics);
 		eg_val_free(point);
 	} else {
-		rc = final_metrics(eg_val_at(curve, eg_val_len(curve) - 1),
+		rc = eg__final_metrics(eg_val_at(curve, eg_val_len(curve) - 1),
 				   metrics);
 	}
-	total = eg_net_params_total(net);
-	nonzero = eg_net_params_nonzero(net);
 	if (rc == EG_OK)
 		rc = eg_val_set_int(metrics, "epochs", done);
 	if (rc == EG_OK)
 		rc = eg_val_set_int(metrics, "best_epoch", best_epoch);
 	if (rc == EG_OK)
-		rc = eg_val_set_int(metrics, "params_total", (int64_t)total);
-	if (rc == EG_OK)
-		rc = eg_val_set_int(metrics, "params_nonzero", (int64_t)nonzero);
-	if (rc == EG_OK)
-		rc = eg_val_set_num(metrics, "sparsity",
-				    total ? 1.0 - (double)nonzero / (double)total : 0);
+		rc = eg__net_metrics(net, metrics);
 	if (rc == EG_OK && diverged)
 		rc = eg_val_set_int(metrics, "diverged", 1);
 	if (rc == EG_OK)
@@ -305,6 +342,38 @@ int eg__trial_train(const eg_val *params, const eg_trial_hooks *hooks,
 		eg_diag_set(d, rc, "train: %s", eg_strerror(rc));
 out:
 	free(order);
+	if (rc != EG_OK) {
+		eg_net_free(net);
+		return rc;
+	}
+	*net_out = net;
+	return EG_OK;
+}
+
+int eg__trial_train(const eg_val *params, const eg_trial_hooks *hooks,
+		    eg_val **result, eg_diag *d)
+{
+	double t0 = eg__now();
+	eg__data data;
+	eg_net *net = NULL;
+	eg_val *res;
+	int rc = eg__data_prepare(params, &data, d);
+
+	if (rc != EG_OK)
+		return rc;
+	res = eg_val_map();
+	if (res == NULL)
+		rc = eg_diag_set(d, EG_ENOMEM, "train: out of memory");
+	else
+		rc = eg__train_network(params, hooks, &data, &net, res, d);
+	/* wall_s counts the data preparation too (docs/metrics.md). */
+	if (rc == EG_OK)
+		rc = eg_val_set_num(eg_val_get(res, "metrics"), "wall_s",
+				    eg__now() - t0);
+	/* A coverify trial depends on this one: the coordinator asks for the
+	 * weights, which travel in the result (trials/coverify.h). */
+	if (rc == EG_OK && eg_val_get_bool(params, "export_network", false))
+		rc = eg_coverify_network_export(net, res, d);
 	eg_net_free(net);
 	eg__data_free(&data);
 	if (rc != EG_OK) {

@@ -27,8 +27,10 @@ int eg_trial_run(const eg_val *params, const eg_trial_hooks *hooks,
 		return eg__trial_noop(params, hooks, result, d);
 	if (strcmp(kind, "train") == 0)
 		return eg__trial_train(params, hooks, result, d);
-	/* lottery and coverify are validated by grid/ already; their
-	 * kernels arrive with the Kernels II and co-verification issues. */
+	if (strcmp(kind, "coverify") == 0)
+		return eg__trial_coverify(params, hooks, result, d);
+	if (strcmp(kind, "lottery") == 0)
+		return eg__trial_lottery(params, hooks, result, d);
 	return eg_diag_set(d, EG_ENOTSUP,
 			   "kind %s: this build of expgrid cannot run it yet",
 			   kind);
