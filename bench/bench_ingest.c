@@ -113,6 +113,8 @@ int main(void)
 	printf("store submit: %lld trials in %.2f s (%.0f trials/s; one "
 	       "transaction)\n",
 	       (long long)n, t1 - t0, (double)n / (t1 - t0));
+	printf("RESULT submit_trials trials=%lld seconds=%.3f trials_per_s=%.0f\n",
+	       (long long)n, t1 - t0, (double)n / (t1 - t0));
 	snprintf(gidtxt, sizeof(gidtxt), "%lld", (long long)gid);
 
 	/* 1. Metric rows: 100 trials x 2,500 epochs x 4 metrics, in COPY
@@ -151,6 +153,8 @@ int main(void)
 	printf("store metric ingest: %d rows in %.2f s = %.0f rows/s "
 	       "(COPY, %d-row batches; target >= 300000)\n",
 	       METRIC_ROWS, t1 - t0, METRIC_ROWS / (t1 - t0), BATCH);
+	printf("RESULT ingest_metrics rows_per_s=%.0f rows=%d\n",
+	       METRIC_ROWS / (t1 - t0), METRIC_ROWS);
 	ret = 0;
 out:
 	if (gid > 0 && s != NULL &&

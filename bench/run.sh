@@ -166,6 +166,10 @@ rps=$(get ingest_metrics rows_per_s)
 row "metric ingest rows/s" "${rps:--}" "" "" ">= 300000" \
 	"$(verdict "$rps" ">=" 300000)"
 
+sub=$(get submit_trials seconds)
+row "100,000-trial submit, seconds" "${sub:--}" "" "" "a few s" \
+	"$(verdict "$sub" "<" 5)"
+
 busy=$(awk -v a="$load0" -v b="$(load)" -v n="$(nproc)" \
 	'BEGIN { print (a > n / 4 || b > n / 2) ? 1 : 0 }')
 [ "$busy" = 1 ] && echo "warning: the machine was busy (load $load0 at the" \

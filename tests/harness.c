@@ -1,6 +1,8 @@
 /* harness.c - test binary main, assertions and scratch files; see harness.h. */
 #include "tests/harness.h"
 
+#include "grid/grid.h"
+
 #include <stdarg.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -125,4 +127,32 @@ int eg_test_main(int argc, char **argv, const struct eg_test *tests,
 	}
 	fprintf(stderr, "%s: no test named %s\n", argv[0], argv[1]);
 	return 2;
+}
+
+static int take_first(void *ud, const eg_trial_spec *t)
+{
+	*(eg_val **)ud = eg_val_copy(t->params);
+	return *(eg_val **)ud != NULL ? EG_OK : EG_ENOMEM;
+}
+
+eg_val *eg_test_params(const char *const *kv)
+{
+	eg_buf yaml = EG_BUF_INIT;
+	eg_diag d = {{0}};
+	eg_grid *g = NULL;
+	eg_val *out = NULL;
+	int rc;
+
+	eg_buf_puts(&yaml, "name: test\ntrial:\n");
+	for (; kv[0] != NULL; kv += 2)
+		eg_buf_printf(&yaml, "  %s: %s\n", kv[0], kv[1]);
+	rc = eg_grid_parse(yaml.data, yaml.len, "test-params", &g, &d);
+	if (rc == EG_OK)
+		rc = eg_grid_expand(g, take_first, &out, &d);
+	if (rc != EG_OK)
+		eg__test_fail(__FILE__, __LINE__, "test params: %s\n%s",
+			      eg_diag_msg(&d, rc), eg_buf_str(&yaml));
+	eg_grid_free(g);
+	eg_buf_free(&yaml);
+	return out;
 }

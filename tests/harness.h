@@ -118,4 +118,12 @@ const char *eg_test_write_file(const char *name, const char *text);
  * may be NULL to discard); returns the exit status (or 128+signal). */
 int eg_test_run(const char *cmd, char **out);
 
+/* Canonical trial parameters (defaults filled, as a grid would give them)
+ * from pairs of dotted keys and YAML values, NULL-terminated:
+ * {"model.hidden", "[32]", "train.lr", "0.05", NULL}.  Parsed and validated
+ * by grid/ itself, so a test cannot build parameters a grid could not.
+ * Fails the test on a bad pair.  The caller frees the result. */
+struct eg_val;
+struct eg_val *eg_test_params(const char *const *kv);
+
 #endif

@@ -9,39 +9,6 @@
 #include "tests/harness.h"
 #include "trials/trials.h"
 
-/* Canonical params from dotted keys and YAML-ish scalar values. */
-static eg_val *params_of(const char *const *kv)
-{
-	eg_val *raw = eg_val_map(), *canon = NULL;
-	eg_diag d = {{0}};
-	int rc;
-
-	for (; kv[0] != NULL; kv += 2) {
-		eg_val *v;
-		char *end;
-		long long i = strtoll(kv[1], &end, 10);
-
-		if (*end == '\0')
-			v = eg_val_int(i);
-		else if (strtod(kv[1], &end), *end == '\0')
-			v = eg_val_float(strtod(kv[1], NULL));
-		else if (kv[1][0] == '[') {
-			v = eg_val_list();
-			for (const char *p = kv[1] + 1; *p && *p != ']';) {
-				eg_val_push(v, eg_val_int(strtoll(p, &end, 10)));
-				p = *end == ',' ? end + 1 : end;
-				if (p == end && *p != ']')
-					break;
-			}
-		} else
-			v = eg_val_str(kv[1]);
-		EG_CHECK_OK(eg_val_set_path(raw, kv[0], v));
-	}
-	rc = eg_grid_canonicalize(raw, &canon, &d);
-	EG_CHECK_MSG(rc == EG_OK, "canonicalize: %s", eg_diag_msg(&d, rc));
-	eg_val_free(raw);
-	return canon;
-}
 
 #define BLOBS                                                             \
 	"kind", "coverify", "dataset.name", "blobs", "dataset.dim", "20",  \
@@ -53,7 +20,7 @@ static eg_val *params_of(const char *const *kv)
 /* Runs a coverify trial; `fault` (may be NULL) is set as coverify.fault. */
 static eg_val *run(const char *const *kv, eg_val *fault)
 {
-	eg_val *p = params_of(kv), *res = NULL;
+	eg_val *p = eg_test_params(kv), *res = NULL;
 	eg_diag d = {{0}};
 	int rc;
 
@@ -253,10 +220,11 @@ EG_TEST(circulant_network_on_the_board)
 
 EG_TEST(bad_fault_layer_fails)
 {
-	static const char *const kv[] = {BLOBS, "train.epochs", "1", NULL};
-	eg_val *p = params_of(kv), *f = eg_val_map(), *res = NULL;
+	static const char *const kv[] = {BLOBS, NULL};
+	eg_val *p = eg_test_params(kv), *f = eg_val_map(), *res = NULL;
 	eg_diag d = {{0}};
 
+	/* The fault is refused before any training, so epochs do not matter. */
 	eg_val_set_int(f, "layer", NOUT);
 	eg_val_set_str(f, "kind", "stuck1");
 	EG_CHECK_OK(eg_val_set_path(p, "coverify.fault", f));
@@ -269,7 +237,7 @@ EG_TEST(bad_fault_layer_fails)
 EG_TEST(cancelled_before_training)
 {
 	static const char *const kv[] = {BLOBS, NULL};
-	eg_val *p = params_of(kv), *res = NULL;
+	eg_val *p = eg_test_params(kv), *res = NULL;
 	volatile int cancel = 1;
 	eg_trial_hooks hooks = {NULL, NULL, &cancel, 0};
 

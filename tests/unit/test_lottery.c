@@ -14,39 +14,6 @@
 #include "tests/harness.h"
 #include "trials/trials.h"
 
-/* Canonical params from dotted keys (as in test_trials.c). */
-static eg_val *params_of(const char *const *kv)
-{
-	eg_val *raw = eg_val_map(), *canon = NULL;
-	eg_diag d = {{0}};
-	int rc;
-
-	for (; kv[0] != NULL; kv += 2) {
-		eg_val *v;
-		char *end;
-		long long i = strtoll(kv[1], &end, 10);
-
-		if (*end == '\0')
-			v = eg_val_int(i);
-		else if (strtod(kv[1], &end), *end == '\0')
-			v = eg_val_float(strtod(kv[1], NULL));
-		else if (kv[1][0] == '[') {
-			v = eg_val_list();
-			for (const char *p = kv[1] + 1; *p && *p != ']';) {
-				eg_val_push(v, eg_val_int(strtoll(p, &end, 10)));
-				p = *end == ',' ? end + 1 : end;
-				if (p == end && *p != ']')
-					break;
-			}
-		} else
-			v = eg_val_str(kv[1]);
-		EG_CHECK_OK(eg_val_set_path(raw, kv[0], v));
-	}
-	rc = eg_grid_canonicalize(raw, &canon, &d);
-	EG_CHECK_MSG(rc == EG_OK, "canonicalize: %s", eg_diag_msg(&d, rc));
-	eg_val_free(raw);
-	return canon;
-}
 
 #define BLOBS                                                              \
 	"dataset.name", "blobs", "dataset.dim", "20", "dataset.num_classes", \
@@ -57,7 +24,7 @@ static eg_val *params_of(const char *const *kv)
 
 static eg_val *run(const char *const *kv)
 {
-	eg_val *p = params_of(kv), *res = NULL;
+	eg_val *p = eg_test_params(kv), *res = NULL;
 	eg_diag d = {{0}};
 	int rc = eg_trial_run(p, NULL, &res, &d);
 	EG_CHECK_MSG(rc == EG_OK, "trial: %s", eg_diag_msg(&d, rc));
@@ -193,7 +160,7 @@ EG_TEST(train_trial_circulant_and_cnn)
 	eg_val_free(res);
 
 	/* A CNN over the 1 x 20 "image" of each blob. */
-	eg_val *p = params_of(cnn), *conv = eg_val_list(), *e = eg_val_map();
+	eg_val *p = eg_test_params(cnn), *conv = eg_val_list(), *e = eg_val_map();
 	eg_val_set_int(e, "filters", 4);
 	eg_val_set_int(e, "kernel", 3);
 	eg_val_set_int(e, "pool", 2);
@@ -214,7 +181,7 @@ EG_TEST(train_trial_circulant_and_cnn)
 	}
 	eg_val_free(p);
 
-	p = params_of(bad);
+	p = eg_test_params(bad);
 	rc = eg_trial_run(p, NULL, &res, &d);
 	EG_CHECK(rc == EG_EINVAL && strstr(d.msg, "hybrid needs conv") != NULL);
 	eg_val_free(p);

@@ -3,41 +3,6 @@
 #include "tests/harness.h"
 #include "trials/trials.h"
 
-/* Canonical params from a YAML flow map of dotted keys. */
-static eg_val *params_of(const char *const *kv)
-{
-	eg_val *raw = eg_val_map(), *canon = NULL;
-	eg_diag d = {{0}};
-	int rc;
-
-	for (; kv[0] != NULL; kv += 2) {
-		eg_val *v;
-		char *end;
-		long long i = strtoll(kv[1], &end, 10);
-
-		if (*end == '\0')
-			v = eg_val_int(i);
-		else if (strtod(kv[1], &end), *end == '\0')
-			v = eg_val_float(strtod(kv[1], NULL));
-		else if (kv[1][0] == '[') {
-			v = eg_val_list();
-			for (const char *p = kv[1] + 1; *p && *p != ']';) {
-				eg_val_push(v, eg_val_int(strtoll(p, &end, 10)));
-				p = *end == ',' ? end + 1 : end;
-				if (p == end && *p != ']')
-					break;
-			}
-		} else if (strcmp(kv[1], "true") == 0 || strcmp(kv[1], "false") == 0)
-			v = eg_val_bool(kv[1][0] == 't');
-		else
-			v = eg_val_str(kv[1]);
-		EG_CHECK_OK(eg_val_set_path(raw, kv[0], v));
-	}
-	rc = eg_grid_canonicalize(raw, &canon, &d);
-	EG_CHECK_MSG(rc == EG_OK, "canonicalize: %s", eg_diag_msg(&d, rc));
-	eg_val_free(raw);
-	return canon;
-}
 
 static const char *const blobs[] = {
 	"dataset.name", "blobs", "dataset.dim", "20", "dataset.num_classes", "4",
@@ -48,7 +13,7 @@ static const char *const blobs[] = {
 EG_TEST(noop_reports_its_metrics)
 {
 	static const char *const kv[] = {"kind", "noop", "noop.ms", "30", NULL};
-	eg_val *p = params_of(kv), *res = NULL;
+	eg_val *p = eg_test_params(kv), *res = NULL;
 	eg_diag d = {{0}};
 
 	EG_CHECK_OK(eg_val_set_path(p, "noop.metrics.score", eg_val_float(0.5)));
@@ -63,7 +28,7 @@ EG_TEST(noop_fail_and_cancel)
 {
 	static const char *const fail[] = {"kind", "noop", "noop.fail", "true", NULL};
 	static const char *const slow[] = {"kind", "noop", "noop.ms", "100000", NULL};
-	eg_val *p = params_of(fail), *res = NULL;
+	eg_val *p = eg_test_params(fail), *res = NULL;
 	eg_diag d = {{0}};
 	volatile int cancel = 1;
 	eg_trial_hooks hooks = {NULL, NULL, &cancel, 0};
@@ -72,7 +37,7 @@ EG_TEST(noop_fail_and_cancel)
 	EG_CHECK(res == NULL);
 	EG_CHECK(strstr(d.msg, "noop.fail") != NULL);
 	eg_val_free(p);
-	p = params_of(slow);
+	p = eg_test_params(slow);
 	EG_CHECK_INT(eg_trial_run(p, &hooks, &res, &d), EG_ECANCELLED);
 	eg_val_free(p);
 }
@@ -83,7 +48,7 @@ EG_TEST(train_learns_blobs_with_full_metrics)
 		"train_acc", "test_acc", "train_loss", "test_loss", "epochs",
 		"best_epoch", "params_total", "params_nonzero", "sparsity",
 		"align_repr", "align_grad", "grad_ratio_w1", "wall_s"};
-	eg_val *p = params_of(blobs), *res = NULL;
+	eg_val *p = eg_test_params(blobs), *res = NULL;
 	eg_diag d = {{0}};
 	eg_trial_hooks hooks = {NULL, NULL, NULL, 1};
 	int rc = eg_trial_run(p, &hooks, &res, &d);
@@ -109,7 +74,7 @@ EG_TEST(train_learns_blobs_with_full_metrics)
 
 EG_TEST(train_is_deterministic_per_seed)
 {
-	eg_val *p = params_of(blobs), *a = NULL, *b = NULL, *c = NULL;
+	eg_val *p = eg_test_params(blobs), *a = NULL, *b = NULL, *c = NULL;
 	eg_diag d = {{0}};
 	eg_trial_hooks hooks = {NULL, NULL, NULL, 1};
 
@@ -133,7 +98,7 @@ static void cancel_after_first(void *ud, const eg_val *point)
 
 EG_TEST(train_cancel_between_epochs)
 {
-	eg_val *p = params_of(blobs), *res = NULL;
+	eg_val *p = eg_test_params(blobs), *res = NULL;
 	eg_diag d = {{0}};
 	volatile int cancel = 0;
 	eg_trial_hooks hooks = {(void *)&cancel, cancel_after_first, &cancel, 1};
@@ -146,7 +111,7 @@ EG_TEST(train_cancel_between_epochs)
 
 EG_TEST(train_zero_epochs_reports_untrained_net)
 {
-	eg_val *p = params_of(blobs), *res = NULL;
+	eg_val *p = eg_test_params(blobs), *res = NULL;
 	eg_diag d = {{0}};
 
 	EG_CHECK_OK(eg_val_set_path(p, "train.epochs", eg_val_int(0)));
@@ -160,7 +125,7 @@ EG_TEST(train_zero_epochs_reports_untrained_net)
 
 EG_TEST(train_class_subset_relabels)
 {
-	eg_val *p = params_of(blobs), *res = NULL;
+	eg_val *p = eg_test_params(blobs), *res = NULL;
 	eg_diag d = {{0}};
 	eg_val *cls = eg_val_list();
 
@@ -175,7 +140,7 @@ EG_TEST(train_class_subset_relabels)
 	eg_val_free(res);
 	eg_val_free(p);
 
-	p = params_of(blobs);
+	p = eg_test_params(blobs);
 	cls = eg_val_list();
 	eg_val_push(cls, eg_val_int(9));
 	EG_CHECK_OK(eg_val_set_path(p, "dataset.classes", cls));
@@ -189,7 +154,7 @@ EG_TEST(impossible_combinations_say_so)
 	/* Hybrid training splits conv and fully-connected layers: an MLP
 	 * has no conv layer to split off, which only the network can tell. */
 	static const char *const kv[] = {"train.algo", "hybrid", NULL};
-	eg_val *p = params_of(kv), *res = NULL;
+	eg_val *p = eg_test_params(kv), *res = NULL;
 	eg_diag d = {{0}};
 	int rc;
 
@@ -205,7 +170,7 @@ EG_TEST(fashion_subset_trains)
 	static const char *const kv[] = {
 		"dataset.train_size", "1000", "dataset.test_size", "500",
 		"model.hidden", "[64]", "train.epochs", "3", "train.momentum", "0.9", NULL};
-	eg_val *p = params_of(kv), *res = NULL;
+	eg_val *p = eg_test_params(kv), *res = NULL;
 	eg_diag d = {{0}};
 	int rc = eg_trial_run(p, NULL, &res, &d);
 
