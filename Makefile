@@ -35,7 +35,10 @@ ALL_CFLAGS = -std=gnu11 -D_GNU_SOURCE -I. $(WARN) $(CFLAGS) $(SANFLAGS) $(PKG_CF
 LDFLAGS_ALL = $(SANFLAGS) $(LDFLAGS)
 
 # Libraries in dependency order (a part may use those after it).
-LIBPARTS := store trials proto grid kernels common
+# hwagent is archived too so its unit test can link the boards-file parser
+# and the journal; its main.o is never pulled from the archive (a test
+# defines its own main).
+LIBPARTS := hwagent store trials proto grid kernels common
 LIBPARTS := $(foreach p,$(LIBPARTS),$(if $(wildcard $(p)/*.c),$(p)))
 LIBS     := $(foreach p,$(LIBPARTS),$(BUILD)/libeg_$(p).a)
 LINK_LIBS = -Wl,--start-group $(LIBS) -Wl,--end-group $(PKG_LIBS) -lm -lpthread
@@ -77,20 +80,31 @@ bench: bench-deps
 	@$(MAKE) --no-print-directory all $(BENCHES)
 	@sh bench/run.sh $(BUILD)
 
-# The local stack (embedded PostgreSQL, coordinator, mpirun'd workers) runs
-# grids/demo.yaml; the stack stays up afterwards for querying.
+# The local stack (embedded PostgreSQL, coordinator, mpirun'd workers and a
+# hardware agent with two simulated boards) runs grids/demo.yaml, then the
+# board-farm slice grids/demo_boards.yaml (a grid has one target, so the
+# fpga:sim16 trials are a grid of their own); the stack stays up afterwards
+# for querying.
 demo: deps
 	@$(MAKE) --no-print-directory all
-	@$(BIN)/expgrid up
+	@$(BIN)/expgrid up --boards 2
 	@{ $(BIN)/expgrid submit --wait grids/demo.yaml; echo $$? >$(BUILD)/demo.rc; } | \
 	    tee $(BUILD)/demo.out; \
 	rc=$$(cat $(BUILD)/demo.rc); id=$$(head -1 $(BUILD)/demo.out); \
 	case "$$id" in ''|*[!0-9]*) exit 1;; esac; \
 	echo; echo "== trials of grid $$id"; $(BIN)/expgrid query trials $$id; \
 	echo; echo "== best by test_acc"; $(BIN)/expgrid query best $$id; \
+	echo; echo "== the board farm: grids/demo_boards.yaml"; \
+	{ $(BIN)/expgrid submit --wait grids/demo_boards.yaml; echo $$? >$(BUILD)/demo.rc; } | \
+	    tee $(BUILD)/demo.out; \
+	[ "$$(cat $(BUILD)/demo.rc)" = 0 ] || rc=1; hw=$$(head -1 $(BUILD)/demo.out); \
+	case "$$hw" in ''|*[!0-9]*) exit 1;; esac; \
+	echo; echo "== software / design / hardware per layer, grid $$hw"; \
+	$(BIN)/expgrid query paradigms $$hw; \
 	echo; \
 	echo "The stack is still up. Query it with: psql \"\$$($(BIN)/expgrid db url)\"" \
-	     "or $(BIN)/expgrid query trials|best $$id; stop it with: $(BIN)/expgrid down"; \
+	     "or $(BIN)/expgrid query trials|best $$id, $(BIN)/expgrid query" \
+	     "paradigms $$hw; stop it with: $(BIN)/expgrid down"; \
 	exit $$rc
 
 # libFuzzer targets: tests/fuzz/fuzz_<name>.c, built with clang under ASan and

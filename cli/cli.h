@@ -26,6 +26,7 @@ int eg_cmd_cancel(int argc, char **argv);
 int eg_cmd_query(int argc, char **argv);
 int eg_cmd_down(int argc, char **argv);
 int eg_cmd_up(int argc, char **argv);
+int eg_cmd_report(int argc, char **argv);
 
 /* Prints "expgrid: " + message + "\n" on stderr. */
 void eg_cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

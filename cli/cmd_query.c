@@ -170,6 +170,43 @@ out:
 	free(right);
 }
 
+static int col_of(const eg_store_rows *r, const char *name)
+{
+	for (int c = 0; c < eg_store_rows_ncols(r); c++)
+		if (strcmp(eg_store_rows_name(r, c), name) == 0)
+			return c;
+	return -1;
+}
+
+/*
+ * Under the paradigms table: the first layer (in network order) where
+ * design and hardware are not bit-exact in some trial, which is the layer
+ * to debug first (docs/coverify.md); the rows come ordered by layer.
+ */
+static void first_divergent(const eg_store_rows *r, eg_buf *out)
+{
+	int cl = col_of(r, "layer"), cn = col_of(r, "name"),
+	    cp = col_of(r, "pair"), cb = col_of(r, "s_bit_min");
+
+	if (cl < 0 || cn < 0 || cp < 0 || cb < 0 || eg_store_rows_nrows(r) == 0)
+		return;
+	for (int i = 0; i < eg_store_rows_nrows(r); i++) {
+		const char *pair = eg_store_rows_value(r, i, cp);
+		const char *sb = eg_store_rows_value(r, i, cb);
+
+		if (pair == NULL || strcmp(pair, "design-hardware") != 0 ||
+		    sb == NULL || strtod(sb, NULL) >= 100)
+			continue;
+		eg_buf_printf(out, "first divergent layer: %s (%s), "
+			      "design-hardware S_bit down to %s %%\n",
+			      eg_store_rows_value(r, i, cl),
+			      eg_store_rows_value(r, i, cn), sb);
+		return;
+	}
+	eg_buf_puts(out, "first divergent layer: none (design and hardware "
+			 "bit-exact on every layer)\n");
+}
+
 int eg_cmd_query(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -251,6 +288,8 @@ int eg_cmd_query(int argc, char **argv)
 		print_json(rows, &out);
 	else
 		print_table(rows, &out);
+	if (fmt != FMT_CSV && fmt != FMT_JSON && kind == EG_STORE_Q_PARADIGMS)
+		first_divergent(rows, &out);
 	eg_store_rows_free(rows);
 	rc = eg_buf_failed(&out) ||
 	     fwrite(out.data != NULL ? out.data : "", 1, out.len, stdout) !=

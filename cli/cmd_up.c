@@ -10,7 +10,11 @@
  *      log/coordinator.log; up waits until run/coordinator.addr exists and
  *      accepts a TCP connection, and shows the log's tail if it does not;
  *   4. `mpirun -np N+1 bin/expgrid-worker` (N compute ranks plus the
- *      gateway), in its own session, logging to log/worker.log.
+ *      gateway), in its own session, logging to log/worker.log;
+ *   5. bin/expgrid-hwagent with $EXPGRID_HOME/boards.yaml, when that file
+ *      exists or --boards N > 0 asks for one (then written with N sim
+ *      boards of type sim16 unless it exists: `up` never overwrites a
+ *      boards file a user may have edited), logging to log/hwagent.log.
  *
  * Each daemon's pid is in run/<name>.pid.  "Running" means the pid is alive
  * (not a zombie) and is the right program (/proc/<pid>/exe), so a reused
@@ -48,6 +52,13 @@
 #define WORKER_SETTLE_MS 1000
 
 static const char *const coord_names[] = {"expgrid-coordinator", NULL};
+static const char *const hwagent_names[] = {"expgrid-hwagent", NULL};
+
+/* The board type `up --boards N` writes: 16-bit words with 6 integer bits,
+ * round to nearest and saturation (the format the coverify grids target
+ * as fpga:sim16; docs/coverify.md explains why rnd). */
+#define SIM_BOARD_TYPE "sim16"
+#define HWAGENT_SETTLE_MS 700
 static const char *const mpirun_names[] = {"orterun", "mpirun", "mpiexec",
 					   "prterun", NULL};
 
@@ -58,8 +69,12 @@ static void usage(FILE *out)
 		"Starts what is not running under $EXPGRID_HOME (default ./var):\n"
 		"the embedded PostgreSQL (unless EXPGRID_DB is set), the\n"
 		"coordinator, and `mpirun -np N+1 expgrid-worker` (N compute\n"
-		"ranks, default: the number of cores).  Run again, it restarts\n"
-		"only what died.  `expgrid down` stops everything.\n");
+		"ranks, default: the number of cores), and the hardware agent\n"
+		"when $EXPGRID_HOME/boards.yaml exists or --boards N > 0 asks for\n"
+		"N simulated boards of type " SIM_BOARD_TYPE " (grid target fpga:"
+		SIM_BOARD_TYPE ").\n"
+		"Run again, it restarts only what died.  `expgrid down` stops\n"
+		"everything.\n");
 }
 
 static long now_ms(void)
@@ -497,6 +512,98 @@ static int up_workers(const char *home, long workers)
 	return 0;
 }
 
+/* $EXPGRID_HOME/boards.yaml with n sim boards, unless it exists. */
+static int write_boards(const char *path, long n)
+{
+	char tmp[PATH_MAX + 64];
+	FILE *f;
+	int bad;
+
+	if (access(path, F_OK) == 0)
+		return 0;
+	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+	f = fopen(tmp, "w");
+	if (f == NULL) {
+		eg_cli_error("up: %s: %s", tmp, strerror(errno));
+		return -1;
+	}
+	fprintf(f, "# Written by `expgrid up --boards %ld`: simulated boards "
+		   "of type %s\n# (grids target them as fpga:%s).  Edit "
+		   "freely: `up` never overwrites\n# this file.  The format is "
+		   "in docs/coverify.md.\nboards:\n",
+		n, SIM_BOARD_TYPE, SIM_BOARD_TYPE);
+	for (long i = 0; i < n; i++)
+		fprintf(f,
+			"  - name: sim%ld\n"
+			"    type: %s\n"
+			"    backend: sim\n"
+			"    options: {word_bits: 16, int_bits: 6, round: rnd, "
+			"overflow: sat,\n"
+			"              accum_bits: 32, accum_int_bits: 16, "
+			"parallelism: 64, clock_mhz: 200}\n",
+			i, SIM_BOARD_TYPE);
+	bad = ferror(f);
+	bad |= fclose(f) != 0;
+	if (bad || rename(tmp, path) != 0) {
+		eg_cli_error("up: cannot write %s", path);
+		unlink(tmp);
+		return -1;
+	}
+	printf("boards: wrote %s (%ld sim board%s of type %s)\n", path, n,
+	       n == 1 ? "" : "s", SIM_BOARD_TYPE);
+	return 0;
+}
+
+static int up_hwagent(const char *home, long boards)
+{
+	char prog[PATH_MAX], pidf[PATH_MAX + 32], log[PATH_MAX + 32],
+		file[PATH_MAX + 32];
+	char *argv[5];
+	pid_t pid;
+	long end;
+	int status;
+
+	snprintf(file, sizeof(file), "%s/boards.yaml", home);
+	if (boards > 0 && write_boards(file, boards) != 0)
+		return -1;
+	if (access(file, F_OK) != 0)
+		return 0; /* no board farm here */
+	snprintf(pidf, sizeof(pidf), "%s/run/hwagent.pid", home);
+	snprintf(log, sizeof(log), "%s/log/hwagent.log", home);
+	pid = eg_cli_pidfile_read(pidf);
+	if (eg_cli_pid_is(pid, hwagent_names)) {
+		printf("hwagent: already running (pid %d)\n", (int)pid);
+		return 0;
+	}
+	if (sibling("expgrid-hwagent", prog, sizeof(prog)) != 0) {
+		eg_cli_error("up: %s is missing (run make)", prog);
+		return -1;
+	}
+	argv[0] = prog;
+	argv[1] = "--boards";
+	argv[2] = file;
+	argv[3] = NULL;
+	pid = spawn(argv, log);
+	if (pid < 0)
+		return -1;
+	eg_cli_pidfile_write(pidf, pid);
+	/* A bad boards file or token fails at once. */
+	end = now_ms() + HWAGENT_SETTLE_MS;
+	while (now_ms() < end) {
+		if (waitpid(pid, &status, WNOHANG) == pid) {
+			eg_cli_error("up: the hwagent exited (status %d)",
+				     WIFEXITED(status) ? WEXITSTATUS(status)
+						       : 128 + WTERMSIG(status));
+			log_tail(log);
+			unlink(pidf);
+			return -1;
+		}
+		sleep_ms(50);
+	}
+	printf("hwagent: started with %s (pid %d)\n", file, (int)pid);
+	return 0;
+}
+
 int eg_cmd_up(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -553,11 +660,7 @@ int eg_cmd_up(int argc, char **argv)
 		return EG_EXIT_FAIL;
 	}
 	if (up_token(home) != 0 || up_coordinator(home) != 0 ||
-	    up_workers(home, workers) != 0)
+	    up_workers(home, workers) != 0 || up_hwagent(home, boards) != 0)
 		return EG_EXIT_FAIL;
-	if (boards > 0)
-		printf("hwagent: not part of this build yet; --boards %ld "
-		       "ignored\n",
-		       boards);
 	return fflush(stdout) == 0 ? EG_EXIT_OK : EG_EXIT_FAIL;
 }

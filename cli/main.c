@@ -23,6 +23,7 @@ static const struct command commands[] = {
 	{"status", eg_cmd_status, "trial counts per state (--json, --watch)"},
 	{"cancel", eg_cmd_cancel, "cancel every unfinished trial of a grid"},
 	{"query", eg_cmd_query, "print trials, best trials or paradigm tables"},
+	{"report", eg_cmd_report, "write a self-contained HTML report of a grid"},
 	{"up", eg_cmd_up, "start the local stack: database, coordinator, workers"},
 	{"down", eg_cmd_down, "stop everything started under EXPGRID_HOME"},
 };

@@ -85,6 +85,14 @@ int eg_grid_canonicalize(const eg_val *params, eg_val **out, eg_diag *d);
 /* Key of a canonical parameter map. */
 int eg_grid_key(const eg_val *canonical, char key[EG_KEY_HEX + 1]);
 
+/* Parses one YAML document with the grid reader's rules (typed scalars, no
+ * anchors, aliases, tags or duplicate keys) into *out (caller frees; NULL
+ * for an empty document); values keep their line and column, errors read
+ * "<file>:line:col: ...".  For other YAML files expgrid reads (the
+ * hardware agent's boards file). */
+int eg_grid_yaml_load(const char *text, size_t len, const char *file,
+		      eg_val **out, eg_diag *d);
+
 /* The parameter table (grid/params.c), for documentation and --help:
  * names in table order, "group.key" or a top-level name. */
 size_t eg_grid_param_count(void);

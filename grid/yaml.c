@@ -21,6 +21,7 @@
 #include <string.h>
 #include <yaml.h>
 
+#include "grid/grid.h"
 #include "grid/grid_int.h"
 
 #define MAX_DEPTH 64
@@ -392,6 +393,22 @@ out:
 	if (rc != EG_OK)
 		eg__ydoc_free(doc);
 	return rc;
+}
+
+int eg_grid_yaml_load(const char *text, size_t len, const char *file,
+		      eg_val **out, eg_diag *d)
+{
+	eg__where w = {file, NULL, NULL};
+	eg__ydoc doc;
+	int rc = eg__yaml_parse(text, len, &w, &doc, d);
+
+	*out = NULL;
+	if (rc != EG_OK)
+		return rc;
+	*out = doc.root;
+	doc.root = NULL;
+	eg__ydoc_free(&doc);
+	return EG_OK;
 }
 
 void eg__ydoc_free(eg__ydoc *doc)

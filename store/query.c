@@ -115,6 +115,13 @@ oom:
 	return eg_diag_set(d, EG_ENOMEM, "out of memory");
 }
 
+/* Wraps a tuples result whose column names and types come from the SQL
+ * (store/report.c's reads); takes res on success only. */
+int eg__store_rows_new(PGresult *res, eg_store_rows **out, eg_diag *d)
+{
+	return rows_new(res, NULL, NULL, out, d);
+}
+
 /* Whether smaller is better for a metric. */
 static bool ascending_metric(const char *m)
 {

@@ -27,10 +27,15 @@
 	"finished_at = CASE WHEN t.attempts >= t.max_attempts THEN now() " \
 	"ELSE NULL END, lease_owner = NULL, lease_expires = NULL"
 
+/* A grid is served for its own target and for any other target it has
+ * pending trials of (the companion train trials of an fpga grid, which run
+ * on cpu), one row per (grid, target) pair. */
 static const char sql_grids[] =
-	"SELECT id, target FROM grids WHERE state = 'active' AND target IN "
-	"(SELECT jsonb_array_elements_text($1::jsonb)) "
-	"ORDER BY priority DESC, created_at, id";
+	"SELECT g.id, x.t FROM grids g, "
+	"jsonb_array_elements_text($1::jsonb) x(t) WHERE g.state = 'active' "
+	"AND (g.target = x.t OR EXISTS (SELECT 1 FROM trials t WHERE "
+	"t.grid_id = g.id AND t.target = x.t AND t.state = 'pending')) "
+	"ORDER BY g.priority DESC, g.created_at, g.id, x.t";
 
 static const char sql_lease[] =
 	"WITH c AS (SELECT t.id FROM trials t WHERE t.state = 'pending' "
@@ -43,7 +48,23 @@ static const char sql_lease[] =
 	"$5::bigint * interval '1 millisecond', "
 	"started_at = coalesce(t.started_at, now()) "
 	"FROM c WHERE t.id = c.id "
-	"RETURNING t.id, t.attempts, t.grid_id, t.params::text";
+	"RETURNING t.id, t.attempts, t.grid_id, (t.params "
+	/* A trial others depend on returns its network (trials/coverify.h);
+	 * a dependent trial gets its dependency's network. */
+	" || CASE WHEN EXISTS (SELECT 1 FROM trials x WHERE x.depends_on = t.id)"
+	"  THEN '{\"export_network\": true}'::jsonb ELSE '{}'::jsonb END"
+	" || CASE WHEN t.depends_on IS NULL THEN '{}'::jsonb ELSE coalesce(("
+	"  SELECT jsonb_build_object('network', a.data) FROM artifacts a"
+	"  WHERE a.trial_id = t.depends_on AND a.name = 'network'),"
+	"  '{}'::jsonb) END"
+	/* A hardware agent picks a board of the trial's target type. */
+	" || CASE WHEN t.target LIKE 'fpga:%' THEN jsonb_build_object("
+	"  'target', t.target) ELSE '{}'::jsonb END)::text";
+
+/* A number field of a jsonb row `v`, or NULL if it is not a number. */
+#define NUM(key)                                                       \
+	"CASE WHEN jsonb_typeof(v->'" key "') = 'number' THEN "        \
+	"(v->'" key "')::float8 END"
 
 static const char sql_results[] =
 	"WITH x AS (SELECT DISTINCT ON (trial) * FROM "
@@ -76,7 +97,45 @@ static const char sql_results[] =
 	"  AND abs((v->'round')::float8) < 2e9 THEN (v->'round')::float8::int END, "
 	" kv.key, kv.value::float8 FROM series, LATERAL jsonb_each(v) kv "
 	" WHERE jsonb_typeof(kv.value) = 'number' "
-	" AND kv.key NOT IN ('epoch', 'round') RETURNING 1) "
+	" AND kv.key NOT IN ('epoch', 'round') RETURNING 1), "
+	/* Co-verification rows (docs/coverify.md): `layers` into
+	 * layer_similarity, `outputs` into layer_outputs; a train trial's
+	 * `network` into artifacts.  Values of the wrong JSON type become
+	 * NULL (or skip the row) instead of failing the batch. */
+	"lay AS (SELECT acc.trial, e.v FROM acc, LATERAL jsonb_array_elements("
+	" CASE WHEN jsonb_typeof(acc.payload->'layers') = 'array' THEN "
+	" acc.payload->'layers' ELSE '[]'::jsonb END) e(v) "
+	" WHERE jsonb_typeof(e.v) = 'object' "
+	" AND jsonb_typeof(e.v->'layer') = 'number' "
+	" AND abs((e.v->'layer')::float8) < 2e9), "
+	"sim AS (INSERT INTO layer_similarity (trial_id, layer, name, pair, "
+	" s_tol, s_bit, max_abs, rel_l2, top1_agree) SELECT trial, "
+	" (v->'layer')::float8::int, coalesce(v->>'name', ''), v->>'pair', "
+	" " NUM("s_tol") ", " NUM("s_bit") ", " NUM("max_abs") ", "
+	" " NUM("rel_l2") ", " NUM("top1_agree") " FROM lay "
+	" WHERE v->>'pair' IN ('software-design', 'design-hardware', "
+	" 'software-hardware') ON CONFLICT DO NOTHING RETURNING 1), "
+	"outp AS (SELECT acc.trial, e.v FROM acc, LATERAL jsonb_array_elements("
+	" CASE WHEN jsonb_typeof(acc.payload->'outputs') = 'array' THEN "
+	" acc.payload->'outputs' ELSE '[]'::jsonb END) e(v) "
+	" WHERE jsonb_typeof(e.v) = 'object' "
+	" AND jsonb_typeof(e.v->'layer') = 'number' "
+	" AND abs((e.v->'layer')::float8) < 2e9), "
+	"lo AS (INSERT INTO layer_outputs (trial_id, layer, name, source, n, "
+	" checksum, est_cycles, est_energy_nj) SELECT trial, "
+	" (v->'layer')::float8::int, coalesce(v->>'name', ''), v->>'source', "
+	" CASE WHEN jsonb_typeof(v->'n') = 'number' AND "
+	"  abs((v->'n')::float8) < 2e9 THEN (v->'n')::float8::int END, "
+	" v->>'checksum', "
+	" CASE WHEN jsonb_typeof(v->'est_cycles') = 'number' AND "
+	"  abs((v->'est_cycles')::float8) < 9e18 THEN "
+	"  (v->'est_cycles')::float8::bigint END, " NUM("est_energy_nj")
+	" FROM outp WHERE v->>'source' IN ('software', 'design', 'hardware') "
+	" ON CONFLICT DO NOTHING RETURNING 1), "
+	"art AS (INSERT INTO artifacts (trial_id, name, data) SELECT trial, "
+	" 'network', payload->'network' FROM acc "
+	" WHERE jsonb_typeof(payload->'network') = 'object' "
+	" ON CONFLICT DO NOTHING RETURNING 1) "
 	"SELECT trial_id, (SELECT count(*) FROM cur) FROM ins";
 
 static const char sql_fails[] =
@@ -120,15 +179,40 @@ static const char sql_grids_done[] =
 	"t.grid_id = g.id AND t.state IN ('pending', 'leased', 'running') "
 	"LIMIT 1) u) = 0";
 
+/* Agents upserted as connected; a hardware agent's capabilities.boards
+ * (name, type, backend, state, health, last_error) become its rows of
+ * `boards`, as of this HELLO, and boards it no longer lists go away. */
 static const char sql_agents_up[] =
-	"INSERT INTO agents AS a (name, role, capabilities, address, state) "
-	"SELECT DISTINCT ON (name) name, role, "
-	"coalesce(capabilities, '[]'::jsonb), address, "
-	"'connected' FROM jsonb_to_recordset($1::jsonb) AS x(name text, "
-	"role text, capabilities jsonb, address text) "
+	"WITH x AS (SELECT DISTINCT ON (name) name, role, "
+	"coalesce(capabilities, '[]'::jsonb) AS caps, address "
+	"FROM jsonb_to_recordset($1::jsonb) AS x(name text, "
+	"role text, capabilities jsonb, address text)), "
+	"up AS (INSERT INTO agents AS a (name, role, capabilities, address, "
+	"state) SELECT name, role, caps, address, 'connected' FROM x "
 	"ON CONFLICT (name) DO UPDATE SET role = excluded.role, "
 	"capabilities = excluded.capabilities, address = excluded.address, "
-	"state = 'connected', connected_at = now(), last_seen = now()";
+	"state = 'connected', connected_at = now(), last_seen = now() "
+	"RETURNING a.id, a.capabilities), "
+	"b AS (SELECT up.id, e.v FROM up, LATERAL jsonb_array_elements("
+	" CASE WHEN jsonb_typeof(up.capabilities->'boards') = 'array' "
+	" THEN up.capabilities->'boards' ELSE '[]'::jsonb END) e(v) "
+	" WHERE jsonb_typeof(e.v) = 'object' AND e.v->>'name' IS NOT NULL "
+	" AND e.v->>'type' IS NOT NULL "
+	" AND e.v->>'backend' IN ('sim', 'exec')), "
+	"gone AS (DELETE FROM boards d USING up WHERE d.agent_id = up.id "
+	" AND NOT EXISTS (SELECT 1 FROM b WHERE b.id = up.id "
+	" AND b.v->>'name' = d.name)) "
+	"INSERT INTO boards (agent_id, name, type, backend, state, health, "
+	"last_check, last_error) SELECT DISTINCT ON (id, v->>'name') id, "
+	"v->>'name', v->>'type', v->>'backend', "
+	"CASE WHEN v->>'state' IN ('idle', 'reserved', 'running') "
+	" THEN v->>'state' ELSE 'idle' END, "
+	"CASE WHEN v->>'health' IN ('good', 'unknown', 'bad', 'maintenance') "
+	" THEN v->>'health' ELSE 'unknown' END, now(), v->>'last_error' "
+	"FROM b ON CONFLICT (agent_id, name) DO UPDATE SET "
+	"type = excluded.type, backend = excluded.backend, "
+	"state = excluded.state, health = excluded.health, "
+	"last_check = excluded.last_check, last_error = excluded.last_error";
 
 static const char sql_agents_down[] =
 	"UPDATE agents SET state = 'disconnected', last_seen = now() "

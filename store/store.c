@@ -13,6 +13,16 @@
  * serializes concurrent submitters of the same grid, so the second one finds
  * the first one's row after it commits and adds nothing; the unique
  * constraint on (name, spec_hash) is the backstop.
+ *
+ * Two-stage trials: in a grid whose target is `fpga:<type>`, every coverify
+ * trial gets a companion train trial (kind train, target cpu, the same
+ * parameters without hls.* and coverify.*) in the same transaction, COPYed
+ * just before it so it has the lower id, and depends_on pointing at it
+ * (set by one UPDATE after the COPY).  Coverify trials with the same
+ * training parameters share one companion (deduplicated by its canonical
+ * key within the grid, like every trial), so a word-length sweep trains its
+ * network once.  The coordinator holds a dependent trial back until its
+ * dependency is done and passes the network along (store/sched.c).
  */
 #include "store/store.h"
 
@@ -47,6 +57,10 @@ static const struct named_sql {
 	 "COPY trials (grid_id, idx, key, params, kind, target, max_attempts) "
 	 "FROM STDIN"},
 	{"submit_count", 2, "UPDATE grids SET trial_count = $2 WHERE id = $1"},
+	{"submit_depends", 2,
+	 "UPDATE trials c SET depends_on = t.id FROM jsonb_to_recordset($2::jsonb)"
+	 " AS x(c text, t text), trials t WHERE c.grid_id = $1::bigint AND "
+	 "c.key = x.c AND t.grid_id = $1::bigint AND t.key = x.t"},
 	{"notify_grid", 1, "SELECT pg_notify('expgrid_grids', $1)"},
 	{"find_grid_id", 1, "SELECT id FROM grids WHERE id = $1::bigint"},
 	{"find_grid_name", 1,
@@ -366,25 +380,24 @@ struct submit_ctx {
 	struct keyset keys;
 	char gid[24];
 	char tail[300]; /* "\t<target>\t<max_attempts>\n", escaped */
+	char cpu_tail[32]; /* the same for a companion train trial */
+	bool companions;   /* an fpga grid: coverify trials get one */
+	eg_buf deps;       /* [{"c": coverify key, "t": train key}, ...] */
 	int64_t added;
 	int db_rc; /* a database failure inside the callback */
 	eg_diag *d;
 };
 
-static int submit_row(void *ud, const eg_trial_spec *t)
+/* Appends one COPY row. */
+static int copy_row(struct submit_ctx *c, size_t index, const char *key,
+		    const char *json, const char *kind, const char *tail)
 {
-	struct submit_ctx *c = ud;
-	const char *kind;
-
-	if (!keyset_add(&c->keys, t->key))
-		return 0;
-	kind = eg_val_get_str(t->params, "kind", "train");
 	eg_buf_puts(&c->row, c->gid);
-	eg_buf_printf(&c->row, "\t%zu\t%s\t", t->index, t->key);
-	copy_escape(&c->row, t->canonical_json);
+	eg_buf_printf(&c->row, "\t%zu\t%s\t", index, key);
+	copy_escape(&c->row, json);
 	eg_buf_putc(&c->row, '\t');
-	copy_escape(&c->row, kind != NULL ? kind : "train");
-	eg_buf_puts(&c->row, c->tail);
+	copy_escape(&c->row, kind);
+	eg_buf_puts(&c->row, tail);
 	c->added++;
 	if (c->row.len >= COPY_CHUNK) {
 		c->db_rc = copy_flush(c->s, &c->row, c->d);
@@ -394,10 +407,70 @@ static int submit_row(void *ud, const eg_trial_spec *t)
 	return 0;
 }
 
+/* The companion train trial of a coverify trial (see the top): COPYed
+ * once per distinct training setup, and its (coverify, train) key pair
+ * recorded for the depends_on UPDATE. */
+static int submit_companion(struct submit_ctx *c, const eg_trial_spec *t)
+{
+	eg_val *p = eg_val_copy(t->params), *canon = NULL;
+	eg_buf json = EG_BUF_INIT;
+	char key[EG_KEY_HEX + 1];
+	int rc = p != NULL ? EG_OK : EG_ENOMEM;
+
+	if (rc == EG_OK)
+		rc = eg_val_set_str(p, "kind", "train");
+	if (rc == EG_OK) {
+		eg_val_del(p, "hls");
+		eg_val_del(p, "coverify");
+		rc = eg_grid_canonicalize(p, &canon, c->d);
+	}
+	if (rc == EG_OK) {
+		eg_val_sort_keys(canon);
+		eg_val_to_json(canon, &json);
+		rc = eg_buf_failed(&json) ? EG_ENOMEM : eg_grid_key(canon, key);
+	}
+	if (rc == EG_OK && keyset_add(&c->keys, key))
+		rc = copy_row(c, t->index, key, eg_buf_str(&json), "train",
+			      c->cpu_tail);
+	if (rc == EG_OK) {
+		eg_buf_puts(&c->deps, c->deps.len == 0 ? "[" : ",");
+		eg_buf_printf(&c->deps, "{\"c\":\"%s\",\"t\":\"%s\"}", t->key,
+			      key);
+		if (eg_buf_failed(&c->deps))
+			rc = EG_ENOMEM;
+	}
+	if (rc != EG_OK && rc != c->db_rc && c->d != NULL && c->d->msg[0] == '\0')
+		eg_diag_set(c->d, rc, "companion train trial of trial %zu: %s",
+			    t->index, eg_strerror(rc));
+	eg_buf_free(&json);
+	eg_val_free(canon);
+	eg_val_free(p);
+	return rc;
+}
+
+static int submit_row(void *ud, const eg_trial_spec *t)
+{
+	struct submit_ctx *c = ud;
+	const char *kind;
+	int rc;
+
+	if (!keyset_add(&c->keys, t->key))
+		return 0;
+	kind = eg_val_get_str(t->params, "kind", "train");
+	if (c->companions && kind != NULL && strcmp(kind, "coverify") == 0) {
+		rc = submit_companion(c, t);
+		if (rc != 0)
+			return rc;
+	}
+	return copy_row(c, t->index, t->key, t->canonical_json,
+			kind != NULL ? kind : "train", c->tail);
+}
+
 int eg_store_submit(eg_store *s, const eg_grid *g, int64_t *grid_id,
 		    bool *created, int64_t *ntrials, eg_diag *d)
 {
-	struct submit_ctx c = {.s = s, .row = EG_BUF_INIT, .d = d};
+	struct submit_ctx c = {.s = s, .row = EG_BUF_INIT, .deps = EG_BUF_INIT,
+			       .d = d};
 	const char *name = eg_grid_name(g), *hash = eg_grid_hash(g);
 	char maxatt[16], prio[16], count[24];
 	const char *p[6];
@@ -408,7 +481,9 @@ int eg_store_submit(eg_store *s, const eg_grid *g, int64_t *grid_id,
 	*grid_id = 0;
 	*created = false;
 	*ntrials = 0;
-	rc = keyset_init(&c.keys, eg_grid_count(g));
+	c.companions = strncmp(eg_grid_target(g), "fpga:", 5) == 0;
+	/* Room for a companion per trial in an fpga grid. */
+	rc = keyset_init(&c.keys, eg_grid_count(g) * (c.companions ? 2 : 1));
 	if (rc != EG_OK)
 		return eg_diag_set(d, rc, "out of memory");
 	rc = eg__store_cmd(s, "BEGIN", d);
@@ -456,6 +531,7 @@ int eg_store_submit(eg_store *s, const eg_grid *g, int64_t *grid_id,
 		goto out;
 	}
 	memcpy(c.tail, tail.data, tail.len + 1);
+	snprintf(c.cpu_tail, sizeof(c.cpu_tail), "\tcpu\t%s\n", maxatt);
 
 	rc = copy_begin(s, sql_of("submit_copy"), d);
 	if (rc != EG_OK)
@@ -474,6 +550,22 @@ int eg_store_submit(eg_store *s, const eg_grid *g, int64_t *grid_id,
 	if (rc != EG_OK)
 		goto db_fail;
 
+	if (c.deps.len > 0) {
+		eg_buf_putc(&c.deps, ']');
+		if (eg_buf_failed(&c.deps)) {
+			rc = eg_diag_set(d, EG_ENOMEM, "out of memory");
+			rollback(s);
+			goto out;
+		}
+		p[0] = c.gid;
+		p[1] = eg_buf_str(&c.deps);
+		res = eg__store_exec(s, sql_of("submit_depends"), 2, p,
+				     PGRES_COMMAND_OK, d);
+		if (res == NULL)
+			goto db_fail;
+		PQclear(res);
+		res = NULL;
+	}
 	snprintf(count, sizeof(count), "%lld", (long long)c.added);
 	p[0] = c.gid;
 	p[1] = count;
@@ -502,6 +594,7 @@ db_fail:
 out:
 	PQclear(res);
 	eg_buf_free(&c.row);
+	eg_buf_free(&c.deps);
 	eg_buf_free(&tail);
 	free(c.keys.keys);
 	return rc;

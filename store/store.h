@@ -136,6 +136,37 @@ bool eg_store_rows_is_number(const eg_store_rows *r, int row, int col);
 /* Whether the column is json/jsonb (embed as JSON in JSON output). */
 bool eg_store_rows_is_json(const eg_store_rows *r, int col);
 
+/* ---- reads for `expgrid report` (store/report.c) ---- */
+
+enum eg_store_report_kind {
+	/* One row: id, name, spec, spec_hash, target, state, priority,
+	 * max_attempts, trial_count, created_at (text, UTC). */
+	EG_STORE_R_GRID,
+	/* One row per parameter that varies in the grid, in the order of
+	 * `query trials`' columns: column 0 the path as a text[] literal,
+	 * column 1 the dotted name ("model.activation") that titles it. */
+	EG_STORE_R_VARYING,
+	/* The per-epoch curve of `metric` (NULL: test_acc) from `metrics`
+	 * for up to `limit` trials (<= 0: 24), those with the highest final
+	 * value first: rows trial_id, epoch, value, ordered by trial and
+	 * epoch, plus `curves`, how many trials have such a curve at all.
+	 * Per trial only the attempt that produced the result (else the
+	 * latest) counts, and a lottery trial's first round. */
+	EG_STORE_R_CURVES,
+	/* Lottery rounds of up to `limit` trials (<= 0: 24), best final
+	 * test_acc first: trial_id, round, remaining, test_acc, plus
+	 * `trials`, how many trials have rounds. */
+	EG_STORE_R_ROUNDS,
+	/* Failed trials: id, idx, attempts, last_error, ordered by idx. */
+	EG_STORE_R_FAILED
+};
+
+/* Runs one of the reads above for grid_id; the rows are as for
+ * eg_store_query (caller frees with eg_store_rows_free). */
+int eg_store_report(eg_store *s, enum eg_store_report_kind kind,
+		    int64_t grid_id, const char *metric, int limit,
+		    eg_store_rows **out, eg_diag *d);
+
 /* ---- named statements for asynchronous users ---- */
 
 /* The SQL text and parameter count of a named statement ("submit_find",

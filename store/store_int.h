@@ -24,4 +24,8 @@ int eg__store_cmd(eg_store *s, const char *sql, eg_diag *d);
 /* Records PostgreSQL's message for a failed result into d; returns EG_EDB. */
 int eg__store_fail(eg_store *s, const PGresult *res, eg_diag *d);
 
+/* An eg_store_rows over res (names and kinds from the result's columns);
+ * on success the rows own res, on failure the caller still does. */
+int eg__store_rows_new(PGresult *res, eg_store_rows **out, eg_diag *d);
+
 #endif

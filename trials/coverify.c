@@ -534,7 +534,7 @@ static int verify(const eg_val *params, const eg_trial_hooks *hooks,
 	hw.est = est;
 	rc = hwfn(ud, &hw, d);
 	if (rc != EG_OK) {
-		eg_diag_prefix(d, rc, "coverify: board");
+		eg_diag_prefix(d, rc, "coverify: hardware");
 		goto out;
 	}
 

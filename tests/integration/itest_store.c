@@ -12,6 +12,7 @@
  * status and cancel; query trials/best/paradigms; metric ingest with
  * hostile names; a 100,000-trial grid; the database down.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <libpq-fe.h>
@@ -104,6 +105,33 @@ static void copy_file(const char *from, const char *to, const char *append)
 	EG_CHECK(fclose(out) == 0);
 }
 
+/* The migrations shipped in `dir` (NNNN_name.sql), copied into `to` when
+ * it is not NULL; returns how many. */
+static int shipped_migrations(const char *dir, const char *to)
+{
+	char from[PATH_MAX + 300], dst[PATH_MAX + 300];
+	DIR *dp = opendir(dir);
+	struct dirent *e;
+	int n = 0;
+
+	EG_CHECK(dp != NULL);
+	while ((e = readdir(dp)) != NULL) {
+		size_t len = strlen(e->d_name);
+
+		if (len < 9 || strcmp(e->d_name + len - 4, ".sql") != 0 ||
+		    e->d_name[0] < '0' || e->d_name[0] > '9')
+			continue;
+		n++;
+		if (to == NULL)
+			continue;
+		snprintf(from, sizeof(from), "%s/%s", dir, e->d_name);
+		snprintf(dst, sizeof(dst), "%s/%s", to, e->d_name);
+		copy_file(from, dst, NULL);
+	}
+	closedir(dp);
+	return n;
+}
+
 EG_TEST(cluster_and_migrations)
 {
 	char mig[PATH_MAX], copy[PATH_MAX], from[PATH_MAX + 32], to[PATH_MAX + 32];
@@ -157,33 +185,34 @@ EG_TEST(cluster_and_migrations)
 				"WHERE version = 1 AND length(checksum) = 64"),
 		     1);
 
-	/* A copy of the migrations plus a new one: only the new one runs. */
+	/* A copy of the migrations plus a new one: only the new one runs.
+	 * (Test migrations are numbered 0900+, after any shipped one.) */
 	snprintf(copy, sizeof(copy), "%s/mig", eg_test_tmpdir());
 	EG_CHECK(mkdir(copy, 0755) == 0);
+	EG_CHECK(shipped_migrations(mig, copy) >= 1);
 	snprintf(from, sizeof(from), "%s/0001_init.sql", mig);
 	snprintf(to, sizeof(to), "%s/0001_init.sql", copy);
-	copy_file(from, to, NULL);
-	eg_test_write_file("mig/0002_extra.sql",
+	eg_test_write_file("mig/0900_extra.sql",
 			   "CREATE TABLE extra (x text);\n");
 	EG_CHECK_OK(eg_store_migrate(s, copy, &applied, &d));
 	EG_CHECK_INT(applied, 1);
 	EG_CHECK_INT(sql_int(c, "SELECT count(*) FROM extra"), 0);
 
 	/* A failing migration rolls back entirely and says why. */
-	eg_test_write_file("mig/0003_bad.sql",
+	eg_test_write_file("mig/0901_bad.sql",
 			   "CREATE TABLE bad (x int);\nSELECT no_such_fn();\n");
 	rc = eg_store_migrate(s, copy, &applied, &d);
 	EG_CHECK_INT(rc, EG_EDB);
-	EG_CHECK_MSG(strstr(d.msg, "0003_bad.sql") != NULL &&
+	EG_CHECK_MSG(strstr(d.msg, "0901_bad.sql") != NULL &&
 			     strstr(d.msg, "no_such_fn") != NULL,
 		     "%s", d.msg);
 	EG_CHECK_INT(sql_int(c, "SELECT count(*) FROM information_schema.tables "
 				"WHERE table_name = 'bad'"),
 		     0);
 	EG_CHECK_INT(sql_int(c, "SELECT count(*) FROM schema_migrations "
-				"WHERE version = 3"),
+				"WHERE version = 901"),
 		     0);
-	unlink(eg_test_path("mig/0003_bad.sql"));
+	unlink(eg_test_path("mig/0901_bad.sql"));
 
 	/* An applied migration that was edited is refused. */
 	copy_file(from, to, "\n-- an innocent-looking edit\n");
@@ -192,10 +221,10 @@ EG_TEST(cluster_and_migrations)
 	EG_CHECK_MSG(strstr(d.msg, "0001_init.sql") != NULL &&
 			     strstr(d.msg, "edited") != NULL,
 		     "%s", d.msg);
-	/* And the original directory no longer knows 0002: refused too. */
+	/* And the original directory no longer knows 0900: refused too. */
 	rc = eg_store_migrate(s, mig, &applied, &d);
 	EG_CHECK_INT(rc, EG_ECORRUPT);
-	EG_CHECK_MSG(strstr(d.msg, "0002_extra.sql") != NULL, "%s", d.msg);
+	EG_CHECK_MSG(strstr(d.msg, "0900_extra.sql") != NULL, "%s", d.msg);
 	eg_store_close(s);
 	PQfinish(c);
 
@@ -285,7 +314,13 @@ EG_TEST(untraversable_home)
 	EG_CHECK_INT(rc, 0);
 	out[strcspn(out, "\n")] = '\0';
 	c = connect_url(out);
-	EG_CHECK_INT(sql_int(c, "SELECT count(*) FROM schema_migrations"), 1);
+	{
+		char mig[PATH_MAX];
+
+		EG_CHECK_OK(eg_store_migrations_dir(mig, sizeof(mig), NULL));
+		EG_CHECK_INT(sql_int(c, "SELECT count(*) FROM schema_migrations"),
+			     shipped_migrations(mig, NULL));
+	}
 	PQfinish(c);
 	/* psql accepts the URI too. */
 	snprintf(cmd, sizeof(cmd),
