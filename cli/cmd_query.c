@@ -19,11 +19,12 @@ static void usage(FILE *out)
 {
 	fprintf(out,
 		"usage: expgrid query trials|best|paradigms GRID [--csv|--json]\n"
-		"                     [--metric NAME] [--limit N]\n"
+		"                     [--metric NAME] [--limit N] [--columns A,B,...]\n"
 		"  trials     every trial: state, varying params, final metrics\n"
 		"  best       done trials ranked by --metric (default test_acc;\n"
 		"             *_loss, wall_s, rel_l2 rank ascending), --limit N\n"
-		"  paradigms  software/design/hardware agreement per layer\n");
+		"  paradigms  software/design/hardware agreement per layer\n"
+		"  --columns  print only these columns, in this order\n");
 }
 
 static void csv_cell(eg_buf *b, const char *v)
@@ -43,36 +44,39 @@ static void csv_cell(eg_buf *b, const char *v)
 	eg_buf_putc(b, '"');
 }
 
-static void print_csv(const eg_store_rows *r, eg_buf *b)
+static void print_csv(const eg_store_rows *r, const int *cols, int nc,
+		      eg_buf *b)
 {
-	int nc = eg_store_rows_ncols(r), nr = eg_store_rows_nrows(r);
+	int nr = eg_store_rows_nrows(r);
 
-	for (int c = 0; c < nc; c++) {
-		if (c > 0)
+	for (int k = 0; k < nc; k++) {
+		if (k > 0)
 			eg_buf_putc(b, ',');
-		csv_cell(b, eg_store_rows_name(r, c));
+		csv_cell(b, eg_store_rows_name(r, cols[k]));
 	}
 	eg_buf_puts(b, "\r\n");
 	for (int i = 0; i < nr; i++) {
-		for (int c = 0; c < nc; c++) {
-			if (c > 0)
+		for (int k = 0; k < nc; k++) {
+			if (k > 0)
 				eg_buf_putc(b, ',');
-			csv_cell(b, eg_store_rows_value(r, i, c));
+			csv_cell(b, eg_store_rows_value(r, i, cols[k]));
 		}
 		eg_buf_puts(b, "\r\n");
 	}
 }
 
-static void print_json(const eg_store_rows *r, eg_buf *b)
+static void print_json(const eg_store_rows *r, const int *cols, int nc,
+		       eg_buf *b)
 {
-	int nc = eg_store_rows_ncols(r), nr = eg_store_rows_nrows(r);
+	int nr = eg_store_rows_nrows(r);
 
 	for (int i = 0; i < nr; i++) {
 		eg_json j;
 
 		eg_json_init(&j, b);
 		eg_json_obj_begin(&j);
-		for (int c = 0; c < nc; c++) {
+		for (int k = 0; k < nc; k++) {
+			int c = cols[k];
 			const char *v = eg_store_rows_value(r, i, c);
 
 			eg_json_key(&j, eg_store_rows_name(r, c));
@@ -106,9 +110,35 @@ static void pad(eg_buf *b, size_t n)
 		eg_buf_putc(b, ' ');
 }
 
-static void print_table(const eg_store_rows *r, eg_buf *b)
+/*
+ * The text of a table cell: numbers with a fraction are shown with four
+ * significant digits (0.8976666666666666 -> 0.8977) so that a table of
+ * metrics fits a terminal; --csv and --json keep every digit.
+ */
+static const char *display(const eg_store_rows *r, int row, int col,
+			   char *tmp, size_t len)
 {
-	int nc = eg_store_rows_ncols(r), nr = eg_store_rows_nrows(r);
+	const char *v = eg_store_rows_value(r, row, col);
+	char *end;
+	double x;
+
+	if (v == NULL)
+		return "";
+	if (!eg_store_rows_is_number(r, row, col) ||
+	    strpbrk(v, ".eE") == NULL)
+		return v;
+	x = strtod(v, &end);
+	if (*end != '\0')
+		return v;
+	snprintf(tmp, len, "%.4g", x);
+	return tmp;
+}
+
+static void print_table(const eg_store_rows *r, const int *cols, int nc,
+			eg_buf *b)
+{
+	char tmp[64];
+	int nr = eg_store_rows_nrows(r);
 	size_t *w = calloc((size_t)nc + 1, sizeof(size_t));
 	bool *right = calloc((size_t)nc + 1, sizeof(bool));
 
@@ -116,51 +146,50 @@ static void print_table(const eg_store_rows *r, eg_buf *b)
 		b->failed = true;
 		goto out;
 	}
-	for (int c = 0; c < nc; c++) {
-		w[c] = text_width(eg_store_rows_name(r, c));
-		right[c] = nr > 0;
+	for (int k = 0; k < nc; k++) {
+		w[k] = text_width(eg_store_rows_name(r, cols[k]));
+		right[k] = nr > 0;
 		for (int i = 0; i < nr; i++) {
-			const char *v = eg_store_rows_value(r, i, c);
-			size_t vw = text_width(v != NULL ? v : "");
+			const char *v = eg_store_rows_value(r, i, cols[k]);
+			size_t vw = text_width(
+				display(r, i, cols[k], tmp, sizeof(tmp)));
 
-			if (vw > w[c])
-				w[c] = vw;
-			if (v != NULL && !eg_store_rows_is_number(r, i, c))
-				right[c] = false;
+			if (vw > w[k])
+				w[k] = vw;
+			if (v != NULL && !eg_store_rows_is_number(r, i, cols[k]))
+				right[k] = false;
 		}
 	}
-	for (int c = 0; c < nc; c++) {
-		const char *name = eg_store_rows_name(r, c);
+	for (int k = 0; k < nc; k++) {
+		const char *name = eg_store_rows_name(r, cols[k]);
 
-		if (c > 0)
+		if (k > 0)
 			eg_buf_puts(b, "  ");
-		if (right[c])
-			pad(b, w[c] - text_width(name));
+		if (right[k])
+			pad(b, w[k] - text_width(name));
 		eg_buf_puts(b, name);
-		if (!right[c] && c < nc - 1)
-			pad(b, w[c] - text_width(name));
+		if (!right[k] && k < nc - 1)
+			pad(b, w[k] - text_width(name));
 	}
 	eg_buf_putc(b, '\n');
-	for (int c = 0; c < nc; c++) {
-		if (c > 0)
+	for (int k = 0; k < nc; k++) {
+		if (k > 0)
 			eg_buf_puts(b, "  ");
-		for (size_t k = 0; k < w[c]; k++)
+		for (size_t n = 0; n < w[k]; n++)
 			eg_buf_putc(b, '-');
 	}
 	eg_buf_putc(b, '\n');
 	for (int i = 0; i < nr; i++) {
-		for (int c = 0; c < nc; c++) {
-			const char *v = eg_store_rows_value(r, i, c);
+		for (int k = 0; k < nc; k++) {
+			const char *v = display(r, i, cols[k], tmp, sizeof(tmp));
 
-			if (v == NULL)
-				v = "";
-			if (c > 0)
+			if (k > 0)
 				eg_buf_puts(b, "  ");
-			if (right[c])
-				pad(b, w[c] - text_width(v));
+			if (right[k])
+				pad(b, w[k] - text_width(v));
 			eg_buf_puts(b, v);
-			if (!right[c] && c < nc - 1)
-				pad(b, w[c] - text_width(v));
+			if (!right[k] && k < nc - 1)
+				pad(b, w[k] - text_width(v));
 		}
 		eg_buf_putc(b, '\n');
 	}
@@ -207,6 +236,41 @@ static void first_divergent(const eg_store_rows *r, eg_buf *out)
 			 "bit-exact on every layer)\n");
 }
 
+/*
+ * The columns to print: all of them, or those named in --columns
+ * ("idx,train.algo,test_acc"), in that order.  Returns the count, or -1
+ * after printing which name is unknown.
+ */
+static int select_columns(const eg_store_rows *r, const char *list,
+			  int *cols)
+{
+	int nc = eg_store_rows_ncols(r), n = 0;
+	char *copy, *save = NULL;
+
+	if (list == NULL) {
+		for (int c = 0; c < nc; c++)
+			cols[c] = c;
+		return nc;
+	}
+	copy = strdup(list);
+	if (copy == NULL)
+		return -1;
+	for (char *name = strtok_r(copy, ",", &save); name != NULL;
+	     name = strtok_r(NULL, ",", &save)) {
+		int c = col_of(r, name);
+
+		if (c < 0 || n >= nc) {
+			eg_cli_error("query: --columns: no column '%s' in this "
+				     "table", name);
+			free(copy);
+			return -1;
+		}
+		cols[n++] = c;
+	}
+	free(copy);
+	return n;
+}
+
 int eg_cmd_query(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -214,11 +278,13 @@ int eg_cmd_query(int argc, char **argv)
 		{"json", no_argument, NULL, 'j'},
 		{"metric", required_argument, NULL, 'm'},
 		{"limit", required_argument, NULL, 'n'},
+		{"columns", required_argument, NULL, 'C'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0}};
 	enum fmt fmt = FMT_TABLE;
 	enum eg_store_query_kind kind;
-	const char *metric = NULL, *what;
+	const char *metric = NULL, *what, *columns = NULL;
+	int *cols = NULL, ncols;
 	long limit = 10;
 	eg_diag d = {{0}};
 	eg_store *s = NULL;
@@ -227,7 +293,7 @@ int eg_cmd_query(int argc, char **argv)
 	int64_t grid = 0;
 	int opt, rc;
 
-	while ((opt = getopt_long(argc, argv, "cjm:n:h", opts, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, "cjm:n:C:h", opts, NULL)) != -1) {
 		switch (opt) {
 		case 'c':
 			fmt = FMT_CSV;
@@ -237,6 +303,9 @@ int eg_cmd_query(int argc, char **argv)
 			break;
 		case 'm':
 			metric = optarg;
+			break;
+		case 'C':
+			columns = optarg;
 			break;
 		case 'n':
 			limit = eg_cli_parse_count(optarg);
@@ -282,12 +351,20 @@ int eg_cmd_query(int argc, char **argv)
 		eg_cli_error("query: %s", eg_diag_msg(&d, rc));
 		return rc == EG_ENOENT ? EG_EXIT_USAGE : EG_EXIT_FAIL;
 	}
+	cols = calloc((size_t)eg_store_rows_ncols(rows) + 1, sizeof(int));
+	ncols = cols != NULL ? select_columns(rows, columns, cols) : -1;
+	if (ncols < 0) {
+		free(cols);
+		eg_store_rows_free(rows);
+		return cols != NULL ? EG_EXIT_USAGE : EG_EXIT_FAIL;
+	}
 	if (fmt == FMT_CSV)
-		print_csv(rows, &out);
+		print_csv(rows, cols, ncols, &out);
 	else if (fmt == FMT_JSON)
-		print_json(rows, &out);
+		print_json(rows, cols, ncols, &out);
 	else
-		print_table(rows, &out);
+		print_table(rows, cols, ncols, &out);
+	free(cols);
 	if (fmt != FMT_CSV && fmt != FMT_JSON && kind == EG_STORE_Q_PARADIGMS)
 		first_divergent(rows, &out);
 	eg_store_rows_free(rows);

@@ -541,6 +541,26 @@ EG_TEST(submit_status_cancel_query)
 	rc = cli(&out, "query trials %s", grid2);
 	EG_CHECK_MSG(rc == 0 && strstr(out, "(50 rows)") != NULL, "%s", out);
 	free(out);
+	/* Tables show four significant digits and --columns picks and
+	 * orders columns; CSV keeps every digit. */
+	snprintf(sql, sizeof(sql),
+		 "UPDATE results SET metrics = metrics || "
+		 "'{\"test_acc\": 0.123456789}' WHERE trial_id = (SELECT id "
+		 "FROM trials WHERE grid_id = %s AND idx = 9)", grid2);
+	sql_ok(c, sql);
+	rc = cli(&out, "query best %s --limit 1 --columns test_acc,idx", grid2);
+	EG_CHECK_MSG(rc == 0 && strncmp(out, "test_acc  idx\n", 14) == 0 &&
+			     strstr(out, "  0.1235    9\n") != NULL,
+		     "%s", out);
+	free(out);
+	rc = cli(&out, "query best %s --limit 1 --csv --columns idx,test_acc",
+		 grid2);
+	EG_CHECK_MSG(rc == 0 && strstr(out, "idx,test_acc\r\n9,0.123456789\r\n") != NULL,
+		     "%s", out);
+	free(out);
+	rc = cli(&out, "query trials %s --columns idx,nope", grid2);
+	EG_CHECK_MSG(rc == 2 && strstr(out, "no column 'nope'") != NULL, "%s", out);
+	free(out);
 	rc = cli(&out, "query paradigms %s --json", grid2);
 	EG_CHECK_MSG(rc == 0 &&
 			     strstr(out, "{\"layer\":0,\"name\":\"dense0\","
