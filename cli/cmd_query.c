@@ -227,9 +227,9 @@ static void first_divergent(const eg_store_rows *r, eg_buf *out)
 		    sb == NULL || strtod(sb, NULL) >= 100)
 			continue;
 		eg_buf_printf(out, "first divergent layer: %s (%s), "
-			      "design-hardware S_bit down to %s %%\n",
+			      "design-hardware S_bit down to %.4g %%\n",
 			      eg_store_rows_value(r, i, cl),
-			      eg_store_rows_value(r, i, cn), sb);
+			      eg_store_rows_value(r, i, cn), strtod(sb, NULL));
 		return;
 	}
 	eg_buf_puts(out, "first divergent layer: none (design and hardware "
