@@ -108,7 +108,7 @@ const struct eg__param eg__params[] = {
 
 	{"init.scheme", ENUM(scheme_e), "he", NET, 0, "weight initialization"},
 	{"init.scale", EG__P_NUM, GT0, NULL, "1", NET, 0,
-	 "multiplies the scheme's deviation (normal: is the deviation)"},
+	 "multiplies the first layer's deviation (normal: is that deviation)"},
 
 	{"train.algo", ENUM(algo_e), "bp", NET, 0, "training algorithm"},
 	{"train.hybrid", ENUM(hybrid_e), "conv-dfa", NET, 0,
