@@ -38,7 +38,8 @@ struct eg_grid;
 int eg_cli_load_grid(const char *path, char **sets, int nsets,
 		     struct eg_grid **out);
 
-/* Parses a non-negative integer option value; -1 if it is not one. */
+/* Parses a non-negative integer option value up to INT_MAX; -1 if it is
+ * not one. */
 long eg_cli_parse_count(const char *s);
 
 /* ---- the local stack's processes (cmd_up.c, shared with cmd_down.c) ---- */

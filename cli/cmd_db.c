@@ -15,6 +15,9 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <libpq-fe.h>
+#include <stdbool.h>
+
 #include "cli/cli.h"
 #include "store/cluster.h"
 #include "store/store.h"
@@ -88,11 +91,38 @@ static int db_stop(void)
 	return EG_EXIT_OK;
 }
 
+/*
+ * Moves the connection string's settings into libpq's environment variables
+ * (PGHOST, PGPASSWORD, ...) so that psql finds them there: a password in
+ * EXPGRID_DB must not appear on psql's command line, which every local user
+ * can read in /proc.  Returns false (and changes nothing) if some setting
+ * has no environment variable, in which case the string is passed as is.
+ */
+static bool conninfo_to_env(const char *conninfo)
+{
+	PQconninfoOption *opts = PQconninfoParse(conninfo, NULL);
+
+	if (opts == NULL)
+		return false;
+	for (PQconninfoOption *o = opts; o->keyword != NULL; o++) {
+		if (o->val != NULL && o->val[0] != '\0' && o->envvar == NULL) {
+			PQconninfoFree(opts);
+			return false;
+		}
+	}
+	for (PQconninfoOption *o = opts; o->keyword != NULL; o++)
+		if (o->val != NULL && o->val[0] != '\0')
+			setenv(o->envvar, o->val, 1);
+	PQconninfoFree(opts);
+	return true;
+}
+
 static int db_psql(char *conninfo, int argc, char **argv)
 {
 	char bindir[PATH_MAX], prog[PATH_MAX + 8];
 	char **args = calloc((size_t)argc + 3, sizeof(char *));
 	eg_diag d = {{0}};
+	int n = 0;
 
 	if (args == NULL)
 		return EG_EXIT_FAIL;
@@ -101,10 +131,11 @@ static int db_psql(char *conninfo, int argc, char **argv)
 	if (eg_cluster_bindir(bindir, sizeof(bindir), &d) != EG_OK ||
 	    access(prog, X_OK) != 0)
 		snprintf(prog, sizeof(prog), "/usr/bin/psql");
-	args[0] = prog;
-	args[1] = conninfo;
+	args[n++] = prog;
+	if (!conninfo_to_env(conninfo))
+		args[n++] = conninfo;
 	for (int i = 0; i < argc; i++)
-		args[2 + i] = argv[i];
+		args[n++] = argv[i];
 	execv(prog, args);
 	eg_cli_error("db psql: cannot run %s: %m", prog);
 	free(args);

@@ -34,6 +34,7 @@ struct run_ctx {
 	struct trial_row *rows;
 	size_t n, cap;
 	long only; /* --trial N, or -1 */
+	size_t refused; /* 1 + index of a trial naming coverify.network */
 };
 
 static volatile int interrupted;
@@ -51,6 +52,11 @@ static int collect(void *ud, const eg_trial_spec *t)
 
 	if (c->only >= 0 && (long)t->index != c->only)
 		return EG_OK;
+	/* A network named by trial key lives in the database. */
+	if (eg_val_get_str(t->params, "coverify.network", NULL) != NULL) {
+		c->refused = t->index + 1;
+		return EG_ENOTSUP;
+	}
 	if (c->n == c->cap) {
 		size_t cap = c->cap ? c->cap * 2 : 16;
 		struct trial_row *rows = realloc(c->rows, cap * sizeof(*rows));
@@ -279,7 +285,7 @@ int eg_cmd_run(int argc, char **argv)
 	char **sets = calloc((size_t)argc, sizeof(char *));
 	int nsets = 0, opt, rc, local = 0, json = 0, failed = 0;
 	long threads = 0;
-	struct run_ctx ctx = {NULL, 0, 0, -1};
+	struct run_ctx ctx = {NULL, 0, 0, -1, 0};
 	eg_grid *g = NULL;
 	eg_diag d = {{0}};
 	int tty = isatty(2);
@@ -333,6 +339,15 @@ int eg_cmd_run(int argc, char **argv)
 	if (rc != EG_EXIT_OK)
 		return rc;
 	rc = eg_grid_expand(g, collect, &ctx, &d);
+	if (rc != EG_OK && ctx.refused > 0) {
+		eg_cli_error("run: trial %zu: coverify.network names a trial "
+			     "in the database; --local has none (use `expgrid "
+			     "submit` on an fpga:<type> grid, or drop the key "
+			     "to train the network in-process)",
+			     ctx.refused - 1);
+		rc = EG_EXIT_USAGE;
+		goto out;
+	}
 	if (rc != EG_OK) {
 		eg_cli_error("%s", eg_diag_msg(&d, rc));
 		rc = rc == EG_ENOMEM ? EG_EXIT_FAIL : EG_EXIT_USAGE;

@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "common/buf.h"
 #include "grid/grid.h"
 #include "store/store.h"
 
@@ -151,6 +152,14 @@ static int wait_grid(eg_store **sp, int64_t id)
 	return EG_EXIT_OK;
 }
 
+/* Notes of the submission (store.h), after the summary line. */
+static void print_note(void *ud, const char *line)
+{
+	eg_buf *b = ud;
+
+	eg_buf_printf(b, "note: %s\n", line);
+}
+
 int eg_cmd_submit(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -165,6 +174,7 @@ int eg_cmd_submit(int argc, char **argv)
 	eg_store *s = NULL;
 	int64_t id = 0, n = 0;
 	bool created = false, wait = false;
+	eg_buf notes = EG_BUF_INIT;
 
 	if (sets == NULL)
 		return EG_EXIT_FAIL;
@@ -206,7 +216,8 @@ int eg_cmd_submit(int argc, char **argv)
 		eg_cli_error("submit: %s", eg_diag_msg(&d, rc));
 		goto out;
 	}
-	rc = eg_store_submit(s, g, &id, &created, &n, &d);
+	rc = eg_store_submit_noted(s, g, &id, &created, &n, print_note, &notes,
+				   &d);
 	if (rc != EG_OK) {
 		/* A grid that fails during expansion is bad input; anything
 		 * else is the database or the machine. */
@@ -224,10 +235,12 @@ int eg_cmd_submit(int argc, char **argv)
 		printf("grid %lld (%s) was already submitted with %lld trials; "
 		       "nothing added\n",
 		       (long long)id, eg_grid_name(g), (long long)n);
+	fputs(eg_buf_str(&notes), stdout);
 	exit_code = fflush(stdout) == 0 ? EG_EXIT_OK : EG_EXIT_FAIL;
 	if (exit_code == EG_EXIT_OK && wait)
 		exit_code = wait_grid(&s, id);
 out:
+	eg_buf_free(&notes);
 	eg_store_close(s);
 	eg_grid_free(g);
 	free(sets);

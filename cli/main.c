@@ -2,6 +2,8 @@
  * main.c - `expgrid COMMAND [ARGS]`: finds the command in the table and
  * hands it the rest of the command line.
  */
+#include <errno.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -46,8 +48,12 @@ long eg_cli_parse_count(const char *s)
 
 	if (s == NULL || *s == '\0')
 		return -1;
+	errno = 0;
 	v = strtol(s, &end, 10);
-	return *end == '\0' && v >= 0 ? v : -1;
+	/* Callers store counts in ints: anything larger is not a count. */
+	if (*end != '\0' || errno == ERANGE || v < 0 || v > INT_MAX)
+		return -1;
+	return v;
 }
 
 static void usage(FILE *out)

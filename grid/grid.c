@@ -254,6 +254,12 @@ static int load_zip(struct loader *L, const eg_val *v, eg_diag *d)
 		L->zip = (int)L->g->nzip;
 		L->zip_len = 0;
 		rc = flatten_map(L->doc, &L->w, grp, axis_leaf, L, d);
+		/* `{train: {}}` has a key but no axis: as empty as `{}`, and
+		 * a group without an axis would be an odometer digit of
+		 * radix 0 (no trials at all) and, repeated, overrun radix[]. */
+		if (rc == EG_OK && L->zip_len == 0)
+			rc = eg__err(&L->w, d, EG_ERANGE, EG__POS(grp),
+				     "zip group %zu is empty", i + 1);
 		L->zip = -1;
 		L->g->nzip++;
 	}
@@ -284,6 +290,13 @@ static int load_exclude(struct loader *L, const eg_val *v, eg_diag *d)
 		L->excl = &g->excl[g->nexcl++];
 		memset(L->excl, 0, sizeof(*L->excl));
 		rc = flatten_map(L->doc, &L->w, e, excl_leaf, L, d);
+		/* `{train: {}}` names no parameter and would match every
+		 * trial, like `{}`. */
+		if (rc == EG_OK && L->excl->n == 0)
+			rc = eg__err(&L->w, d, EG_ERANGE, EG__POS(e),
+				     "exclude entry %zu is empty (it would "
+				     "exclude every trial)",
+				     i + 1);
 	}
 	return rc;
 }

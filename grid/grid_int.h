@@ -31,7 +31,8 @@ enum eg__ptype {
 	EG__P_INTLIST, /* list of ints, each checked against lo */
 	EG__P_CONV,    /* list of {filters, kernel, pool} */
 	EG__P_FAULT,   /* null or {layer, kind, bit, rate} */
-	EG__P_METRICS  /* map of name -> number */
+	EG__P_METRICS, /* map of name -> number */
+	EG__P_KEY      /* null or a trial key: EG_KEY_HEX lowercase hex */
 };
 
 /* Which kinds of trial get a parameter's default. */

@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "common/hash.h"
 #include "common/json.h"
 #include "grid/grid_int.h"
 
@@ -169,6 +170,10 @@ const struct eg__param eg__params[] = {
 	 "tau of S_tol"},
 	{"coverify.fault", EG__P_FAULT, EG__R_NULL, 0, 0, NULL, "null", COV, 0,
 	 "injected fault {layer, kind, bit, rate} (sim boards)"},
+	/* No default (not even null): an unset network keeps the canonical
+	 * params, and so the keys, of every coverify trial as they were. */
+	{"coverify.network", EG__P_KEY, EG__R_NULL, 0, 0, NULL, NULL, 0, 0,
+	 "key of the train trial whose network is verified (fpga grids)"},
 
 	{"noop.ms", EG__P_INT, GE0, NULL, "0", EG__K_NOOP, 0,
 	 "milliseconds the trial waits"},
@@ -556,6 +561,28 @@ fail:
 	return rc;
 }
 
+/* A trial key as `expgrid expand` prints it: exactly EG_KEY_HEX lowercase
+ * hex digits (the store looks it up as text, so "ABC..." would never match
+ * and is refused here rather than at submit), or null (unset). */
+static int check_key(const char *name, const eg_val *v, const eg__where *w,
+		     eg_val **out, eg_diag *d)
+{
+	const char *s = eg_val_as_str(v);
+	char got[96];
+
+	if (eg_val_type_of(v) == EG_VAL_NULL ||
+	    (s != NULL && strlen(s) == EG_KEY_HEX &&
+	     strspn(s, "0123456789abcdef") == EG_KEY_HEX)) {
+		*out = eg_val_copy(v);
+		return *out != NULL ? EG_OK : EG_ENOMEM;
+	}
+	describe(v, got, sizeof(got));
+	return eg__err(w, d, s != NULL ? EG_ERANGE : EG_ETYPE, EG__POS(v),
+		       "%s: expected a trial key (%d lowercase hex digits, "
+		       "as `expgrid expand` prints it) or null, got %s",
+		       name, EG_KEY_HEX, got);
+}
+
 int eg__param_check(int pi, const eg_val *v, const eg__where *w,
 		    eg_val **out, eg_diag *d)
 {
@@ -644,6 +671,8 @@ int eg__param_check(int pi, const eg_val *v, const eg__where *w,
 			return EG_ENOMEM;
 		eg_val_sort_keys(*out);
 		return EG_OK;
+	case EG__P_KEY:
+		return check_key(p->name, v, w, out, d);
 	}
 	return EG_EINVAL;
 }

@@ -43,6 +43,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "common/log.h"
@@ -132,6 +133,7 @@ static int tcp_connect(const char *addr, int *out, eg_diag *d)
 {
 	char host[512];
 	const char *colon = strrchr(addr, ':');
+	const char *h = addr; /* the host part; addr stays whole for messages */
 	struct addrinfo hints = {0}, *res = NULL, *ai;
 	int fd = -1, rc, one = 1;
 	size_t hl;
@@ -141,12 +143,12 @@ static int tcp_connect(const char *addr, int *out, eg_diag *d)
 				   "not host:port", addr);
 	hl = (size_t)(colon - addr);
 	if (addr[0] == '[' && hl >= 2 && addr[hl - 1] == ']') {
-		addr++;
+		h++;
 		hl -= 2;
 	}
 	if (hl >= sizeof(host))
 		return eg_diag_set(d, EG_EINVAL, "host name too long");
-	memcpy(host, addr, hl);
+	memcpy(host, h, hl);
 	host[hl] = '\0';
 	hints.ai_socktype = SOCK_STREAM;
 	rc = getaddrinfo(host, colon + 1, &hints, &res);
@@ -894,6 +896,12 @@ static int agent_init(struct agent *a, const eg__hwagent_opts *o, eg_diag *d)
 	rc = eg__hw_specs_load(o->boards_file, &a->specs, &a->nspecs, d);
 	if (rc != EG_OK)
 		return rc;
+	/* A board host of its own has no run/ yet (the coordinator's host
+	 * gets it from the coordinator or `expgrid up`). */
+	snprintf(path, sizeof(path), "%s/run", o->home);
+	if (mkdir(path, 0755) != 0 && errno != EEXIST)
+		return eg_diag_set(d, eg_err_from_errno(errno), "%s: %s", path,
+				   strerror(errno));
 	snprintf(path, sizeof(path), "%s/run/hwagent-%s.journal", o->home,
 		 o->name);
 	rc = eg__journal_open(path, &a->journal, d);

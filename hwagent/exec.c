@@ -411,10 +411,17 @@ static int exec_job(eg__board *b, const eg_qdense_types *ty, eg_act act,
 {
 	const char *base = b->spec->workdir[0] ? b->spec->workdir
 			   : getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
-	char dir[PATH_MAX];
+	char dir[PATH_MAX], real[PATH_MAX];
 	int rc;
 
-	if ((size_t)snprintf(dir, sizeof(dir), "%s/expgrid-%s-XXXXXX", base,
+	/* The command runs inside the job directory and is given its path,
+	 * so a relative base would name a directory that does not exist
+	 * from there. */
+	if (realpath(base, real) == NULL)
+		return eg_diag_set(d, eg_err_from_errno(errno), "board %s: "
+				   "workdir %s: %s", b->spec->name, base,
+				   strerror(errno));
+	if ((size_t)snprintf(dir, sizeof(dir), "%s/expgrid-%s-XXXXXX", real,
 			     b->spec->name) >= sizeof(dir) ||
 	    mkdtemp(dir) == NULL)
 		return eg_diag_set(d, eg_err_from_errno(errno), "board %s: "

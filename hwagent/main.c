@@ -104,6 +104,7 @@ int main(int argc, char **argv)
 		usage(stderr);
 		return 2;
 	}
+	mkdir(o.home, 0755); /* a fresh home on a board host */
 	if (logfile == NULL) {
 		snprintf(logpath, sizeof(logpath), "%s/log", o.home);
 		mkdir(logpath, 0755);

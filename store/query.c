@@ -53,6 +53,41 @@ const char *eg_store_rows_value(const eg_store_rows *r, int row, int col)
 					       PQgetvalue(r->res, row, col);
 }
 
+/* Whether s is a number in JSON's grammar:
+ * -? (0 | [1-9][0-9]*) (. [0-9]+)? ([eE] [+-]? [0-9]+)?
+ * strtod alone also takes "0x1A", ".5", "1.", "+1", "007" and leading
+ * blanks, which a text value (a parameter path, a string metric) may be and
+ * which would make `query --json` print invalid JSON. */
+static bool json_number(const char *s)
+{
+	if (*s == '-')
+		s++;
+	if (*s == '0')
+		s++;
+	else if (*s >= '1' && *s <= '9')
+		while (*s >= '0' && *s <= '9')
+			s++;
+	else
+		return false;
+	if (*s == '.') {
+		s++;
+		if (!(*s >= '0' && *s <= '9'))
+			return false;
+		while (*s >= '0' && *s <= '9')
+			s++;
+	}
+	if (*s == 'e' || *s == 'E') {
+		s++;
+		if (*s == '+' || *s == '-')
+			s++;
+		if (!(*s >= '0' && *s <= '9'))
+			return false;
+		while (*s >= '0' && *s <= '9')
+			s++;
+	}
+	return *s == '\0';
+}
+
 bool eg_store_rows_is_number(const eg_store_rows *r, int row, int col)
 {
 	const char *v = eg_store_rows_value(r, row, col);
@@ -63,7 +98,7 @@ bool eg_store_rows_is_number(const eg_store_rows *r, int row, int col)
 		return false;
 	if (r->kinds[col] == COL_NUMBER)
 		return isfinite(strtod(v, NULL)); /* NaN is not JSON */
-	if (r->kinds[col] != COL_AUTO || v[0] == '\0')
+	if (r->kinds[col] != COL_AUTO || !json_number(v))
 		return false;
 	x = strtod(v, &end);
 	return *end == '\0' && isfinite(x);

@@ -23,6 +23,20 @@
  * key within the grid, like every trial), so a word-length sweep trains its
  * network once.  The coordinator holds a dependent trial back until its
  * dependency is done and passes the network along (store/sched.c).
+ *
+ * A coverify trial that names a network (`coverify.network: <key>`) gets
+ * no companion: after the COPY, each distinct key is resolved once to an
+ * existing train trial of another grid (resolve_refs), and depends_on
+ * points there.  The referenced trial must still be able to hand over its
+ * network: done with an artifact, pending (locked FOR SHARE until commit,
+ * so the coordinator cannot lease it before our dependents are visible,
+ * and it gets export_network when it is leased), or leased/running with a
+ * dependent older than its first lease (so every attempt of it was leased
+ * with export_network).  Otherwise (done or leased without exporting,
+ * failed, cancelled) a fresh companion with the referenced trial's params
+ * and key is added to the new grid, and the caller gets a note saying so.
+ * Nothing is written when a key names no trial, a non-train trial, or a
+ * trial whose network shape (model.*, the dataset's widths) differs.
  */
 #include "store/store.h"
 
@@ -61,6 +75,42 @@ static const struct named_sql {
 	 "UPDATE trials c SET depends_on = t.id FROM jsonb_to_recordset($2::jsonb)"
 	 " AS x(c text, t text), trials t WHERE c.grid_id = $1::bigint AND "
 	 "c.key = x.c AND t.grid_id = $1::bigint AND t.key = x.t"},
+	/* coverify.network: the best trial of the key in another grid (see
+	 * the top), locked so a pending one is not leased before commit. */
+	{"ref_find", 2,
+	 "SELECT t.id, t.kind, t.state, t.grid_id, (t.state = 'done' AND "
+	 "EXISTS (SELECT 1 FROM artifacts a WHERE a.trial_id = t.id AND "
+	 "a.name = 'network')) AS ready, (t.state IN ('leased', 'running') AND "
+	 "EXISTS (SELECT 1 FROM trials x WHERE x.depends_on = t.id AND "
+	 "x.created_at <= t.started_at)) AS exporting "
+	 "FROM trials t WHERE t.key = $1 AND t.grid_id <> $2::bigint "
+	 "ORDER BY ready DESC, t.state = 'pending' DESC, exporting DESC, "
+	 "t.id DESC LIMIT 1 FOR SHARE OF t"},
+	/* The first parameter that shapes the network and differs between
+	 * trial $1 and the params $2: name, its value there, its value here. */
+	{"ref_shape", 2,
+	 "WITH p AS (SELECT params FROM trials WHERE id = $1::bigint), "
+	 "c AS (SELECT $2::jsonb AS params), "
+	 "k(name, path) AS (SELECT 'model.' || x, ARRAY['model', x] FROM "
+	 " (SELECT jsonb_object_keys(p.params->'model') FROM p UNION "
+	 "  SELECT jsonb_object_keys(c.params->'model') FROM c) s(x) "
+	 " UNION ALL SELECT 'dataset.' || x, ARRAY['dataset', x] FROM "
+	 " unnest(ARRAY['name', 'classes', 'dim', 'num_classes']) x) "
+	 "SELECT k.name, coalesce((p.params #> k.path)::text, 'unset'), "
+	 "coalesce((c.params #> k.path)::text, 'unset') FROM k, p, c "
+	 "WHERE (p.params #> k.path) IS DISTINCT FROM (c.params #> k.path) "
+	 "ORDER BY k.name LIKE 'dataset.%', k.name LIMIT 1"},
+	{"ref_companion", 4,
+	 "INSERT INTO trials (grid_id, idx, key, params, kind, target, "
+	 "max_attempts) SELECT $1::bigint, $2::int, key, params, 'train', "
+	 "'cpu', $4::int FROM trials WHERE id = $3::bigint RETURNING id"},
+	{"ref_in_grid", 2,
+	 "SELECT id FROM trials WHERE grid_id = $1::bigint AND key = $2"},
+	{"submit_refdeps", 3,
+	 "UPDATE trials c SET depends_on = m.id FROM "
+	 "jsonb_to_recordset($2::jsonb) AS x(c text, r text), "
+	 "jsonb_to_recordset($3::jsonb) AS m(r text, id bigint) "
+	 "WHERE c.grid_id = $1::bigint AND c.key = x.c AND m.r = x.r"},
 	{"notify_grid", 1, "SELECT pg_notify('expgrid_grids', $1)"},
 	{"find_grid_id", 1, "SELECT id FROM grids WHERE id = $1::bigint"},
 	{"find_grid_name", 1,
@@ -383,10 +433,99 @@ struct submit_ctx {
 	char cpu_tail[32]; /* the same for a companion train trial */
 	bool companions;   /* an fpga grid: coverify trials get one */
 	eg_buf deps;       /* [{"c": coverify key, "t": train key}, ...] */
+	eg_buf refdeps;    /* [{"c": coverify key, "r": coverify.network}] */
+	struct netref *refs; /* distinct (coverify.network, network shape) */
+	size_t nrefs, caprefs;
+	char maxatt[16];
+	eg_buf notes;      /* lines for the caller, after the commit */
 	int64_t added;
 	int db_rc; /* a database failure inside the callback */
 	eg_diag *d;
 };
+
+/* One distinct (key, network shape) named by coverify.network in this
+ * grid: the first trial naming it stands for the others in messages and in
+ * the shape check against the referenced trial. */
+struct netref {
+	char key[EG_KEY_HEX + 1];
+	eg_val *shape;  /* model.* and the dataset's width keys (shape_of) */
+	char *json;     /* canonical params of the first trial naming it */
+	size_t index;   /* that trial's index */
+};
+
+/* The parameters that fix the network's layers: what the board rebuilds
+ * from the coverify trial's own params, so they must equal the referenced
+ * train trial's (the same list as the ref_shape statement). */
+static const char *const shape_paths[] = {
+	"model", "dataset.name", "dataset.classes", "dataset.dim",
+	"dataset.num_classes", NULL};
+
+static eg_val *shape_of(const eg_val *params)
+{
+	eg_val *m = eg_val_map();
+
+	for (int i = 0; m != NULL && shape_paths[i] != NULL; i++) {
+		const eg_val *v = eg_val_get_path(params, shape_paths[i]);
+		eg_val *c;
+
+		if (v == NULL)
+			continue;
+		c = eg_val_copy(v);
+		/* Flat keys: the map is only ever compared. */
+		if (c == NULL || eg_val_set(m, shape_paths[i], c) != EG_OK) {
+			eg_val_free(m);
+			return NULL;
+		}
+	}
+	return m;
+}
+
+/* Records the reference of coverify trial t (one entry per distinct key
+ * and shape; a grid sweeping word lengths over one network has one) and its
+ * (coverify key, referenced key) pair for the depends_on UPDATE. */
+static int add_ref(struct submit_ctx *c, const eg_trial_spec *t,
+		   const char *key)
+{
+	eg_val *shape = shape_of(t->params);
+	struct netref *r;
+	size_t i;
+
+	if (shape == NULL)
+		return EG_ENOMEM;
+	for (i = 0; i < c->nrefs; i++)
+		if (strcmp(c->refs[i].key, key) == 0 &&
+		    eg_val_equal(c->refs[i].shape, shape))
+			break;
+	if (i < c->nrefs) {
+		eg_val_free(shape);
+	} else {
+		if (c->nrefs == c->caprefs) {
+			size_t cap = c->caprefs ? 2 * c->caprefs : 8;
+			struct netref *n = realloc(c->refs, cap * sizeof(*n));
+
+			if (n == NULL) {
+				eg_val_free(shape);
+				return EG_ENOMEM;
+			}
+			c->refs = n;
+			c->caprefs = cap;
+		}
+		r = &c->refs[c->nrefs];
+		memcpy(r->key, key, EG_KEY_HEX + 1);
+		r->shape = shape;
+		r->index = t->index;
+		r->json = strdup(t->canonical_json);
+		if (r->json == NULL) {
+			eg_val_free(shape);
+			return EG_ENOMEM;
+		}
+		c->nrefs++;
+	}
+	eg_buf_puts(&c->refdeps, c->refdeps.len == 0 ? "[" : ",");
+	eg_buf_printf(&c->refdeps, "{\"c\":\"%s\",\"r\":\"%s\"}", t->key,
+		      key);
+	return eg_buf_failed(&c->refdeps) ? EG_ENOMEM : EG_OK;
+}
 
 /* Appends one COPY row. */
 static int copy_row(struct submit_ctx *c, size_t index, const char *key,
@@ -448,6 +587,171 @@ static int submit_companion(struct submit_ctx *c, const eg_trial_spec *t)
 	return rc;
 }
 
+/* Why a referenced trial cannot hand over its network (see the top). */
+static const char *no_network_why(const char *state)
+{
+	if (strcmp(state, "done") == 0)
+		return "is done but did not export its network";
+	if (strcmp(state, "failed") == 0 || strcmp(state, "cancelled") == 0)
+		return strcmp(state, "failed") == 0 ? "failed" : "was cancelled";
+	return "is already running without exporting its network";
+}
+
+/* Checks every entry of refs[first..] with that entry's key against trial
+ * `id` (the network's shape must be the same). */
+static int check_shapes(struct submit_ctx *c, size_t first, const char *id)
+{
+	const char *p[2];
+	PGresult *res;
+	int rc = EG_OK;
+
+	for (size_t j = first; j < c->nrefs && rc == EG_OK; j++) {
+		if (strcmp(c->refs[j].key, c->refs[first].key) != 0)
+			continue;
+		p[0] = id;
+		p[1] = c->refs[j].json;
+		res = eg__store_exec(c->s, sql_of("ref_shape"), 2, p,
+				     PGRES_TUPLES_OK, c->d);
+		if (res == NULL)
+			return EG_EDB;
+		if (PQntuples(res) > 0)
+			rc = eg_diag_set(
+				c->d, EG_EINVAL,
+				"trial %zu: coverify.network %s: %s differs: "
+				"%s here, %s in trial %s (the board rebuilds "
+				"the network from the coverify trial's own "
+				"model.* and dataset)",
+				c->refs[j].index, c->refs[j].key,
+				PQgetvalue(res, 0, 0), PQgetvalue(res, 0, 2),
+				PQgetvalue(res, 0, 1), id);
+		PQclear(res);
+	}
+	return rc;
+}
+
+/* A companion with the parameters (and so the key) of trial `src`, in
+ * this grid, for a reference whose trial cannot export any more; or the
+ * trial of that key this grid already has.  *id gets its id. */
+static int fresh_companion(struct submit_ctx *c, const struct netref *r,
+			   const char *src, const char *why, char *id,
+			   size_t idlen)
+{
+	char idx[24];
+	const char *p[4] = {c->gid, idx, src, c->maxatt};
+	bool added = keyset_add(&c->keys, r->key);
+	PGresult *res;
+
+	snprintf(idx, sizeof(idx), "%zu", r->index);
+	if (added)
+		res = eg__store_exec(c->s, sql_of("ref_companion"), 4, p,
+				     PGRES_TUPLES_OK, c->d);
+	else {
+		p[1] = r->key;
+		res = eg__store_exec(c->s, sql_of("ref_in_grid"), 2, p,
+				     PGRES_TUPLES_OK, c->d);
+	}
+	if (res == NULL)
+		return EG_EDB;
+	if (PQntuples(res) != 1) {
+		PQclear(res);
+		return eg_diag_set(c->d, EG_EDB, "coverify.network %s: no "
+				   "trial of that key in the new grid", r->key);
+	}
+	snprintf(id, idlen, "%s", PQgetvalue(res, 0, 0));
+	PQclear(res);
+	if (added) {
+		c->added++;
+		eg_buf_printf(&c->notes,
+			      "coverify.network %s: trial %s %s; added a "
+			      "companion train trial with its parameters to "
+			      "this grid (trial %s)\n",
+			      r->key, src, why, id);
+	}
+	return eg_buf_failed(&c->notes) ? EG_ENOMEM : EG_OK;
+}
+
+/* Resolves every distinct coverify.network key to the trial the coverify
+ * trials naming it depend on (see the top) and sets their depends_on.
+ * Runs after the COPY, inside the submit transaction. */
+static int resolve_refs(struct submit_ctx *c)
+{
+	eg_buf map = EG_BUF_INIT; /* [{"r": key, "id": trial id}, ...] */
+	const char *p[3];
+	PGresult *res = NULL;
+	int rc = EG_OK;
+
+	for (size_t i = 0; i < c->nrefs && rc == EG_OK; i++) {
+		const struct netref *r = &c->refs[i];
+		char id[24], target[24];
+		const char *kind, *state;
+		bool usable, seen = false;
+
+		for (size_t j = 0; j < i && !seen; j++)
+			seen = strcmp(c->refs[j].key, r->key) == 0;
+		if (seen) /* checked with the first entry of its key */
+			continue;
+		p[0] = r->key;
+		p[1] = c->gid;
+		res = eg__store_exec(c->s, sql_of("ref_find"), 2, p,
+				     PGRES_TUPLES_OK, c->d);
+		if (res == NULL) {
+			rc = EG_EDB;
+			break;
+		}
+		if (PQntuples(res) == 0) {
+			rc = eg_diag_set(c->d, EG_ENOENT,
+					 "trial %zu: coverify.network: no trial "
+					 "has key %s",
+					 r->index, r->key);
+			break;
+		}
+		snprintf(id, sizeof(id), "%s", PQgetvalue(res, 0, 0));
+		kind = PQgetvalue(res, 0, 1);
+		state = PQgetvalue(res, 0, 2);
+		if (strcmp(kind, "train") != 0) {
+			rc = eg_diag_set(c->d, EG_EINVAL,
+					 "trial %zu: coverify.network %s: trial "
+					 "%s is a %s trial; only a train trial "
+					 "exports its network",
+					 r->index, r->key, id, kind);
+			break;
+		}
+		usable = PQgetvalue(res, 0, 4)[0] == 't' ||
+			 strcmp(state, "pending") == 0 ||
+			 PQgetvalue(res, 0, 5)[0] == 't';
+		rc = check_shapes(c, i, id);
+		if (rc == EG_OK && usable)
+			snprintf(target, sizeof(target), "%s", id);
+		else if (rc == EG_OK)
+			rc = fresh_companion(c, r, id, no_network_why(state),
+					     target, sizeof(target));
+		PQclear(res);
+		res = NULL;
+		if (rc != EG_OK)
+			break;
+		eg_buf_puts(&map, map.len == 0 ? "[" : ",");
+		eg_buf_printf(&map, "{\"r\":\"%s\",\"id\":%s}", r->key,
+			      target);
+	}
+	if (rc == EG_OK && c->nrefs > 0) {
+		eg_buf_putc(&map, ']');
+		eg_buf_putc(&c->refdeps, ']');
+		if (eg_buf_failed(&map) || eg_buf_failed(&c->refdeps)) {
+			rc = eg_diag_set(c->d, EG_ENOMEM, "out of memory");
+		} else {
+			p[0] = c->gid;
+			p[1] = eg_buf_str(&c->refdeps);
+			p[2] = eg_buf_str(&map);
+			res = eg__store_exec(c->s, sql_of("submit_refdeps"), 3,
+					     p, PGRES_COMMAND_OK, c->d);
+			rc = res != NULL ? EG_OK : EG_EDB;
+		}
+	}
+	PQclear(res);
+	eg_buf_free(&map);
+	return rc;
+}
+
 static int submit_row(void *ud, const eg_trial_spec *t)
 {
 	struct submit_ctx *c = ud;
@@ -457,8 +761,26 @@ static int submit_row(void *ud, const eg_trial_spec *t)
 	if (!keyset_add(&c->keys, t->key))
 		return 0;
 	kind = eg_val_get_str(t->params, "kind", "train");
-	if (c->companions && kind != NULL && strcmp(kind, "coverify") == 0) {
-		rc = submit_companion(c, t);
+	if (kind != NULL && strcmp(kind, "coverify") == 0) {
+		/* The grid validated it: a trial key or null (= unset). */
+		const char *net = eg_val_get_str(t->params, "coverify.network",
+						 NULL);
+
+		if (net != NULL && !c->companions)
+			return eg_diag_set(c->d, EG_ENOTSUP,
+					   "trial %zu: coverify.network needs "
+					   "a grid whose target is fpga:<type> "
+					   "(the coverify trials of a cpu grid "
+					   "train their own network)",
+					   t->index);
+		if (net != NULL)
+			rc = add_ref(c, t, net);
+		else if (c->companions)
+			rc = submit_companion(c, t);
+		else
+			rc = EG_OK;
+		if (rc == EG_ENOMEM && c->d != NULL && c->d->msg[0] == '\0')
+			eg_diag_set(c->d, rc, "out of memory");
 		if (rc != 0)
 			return rc;
 	}
@@ -469,7 +791,17 @@ static int submit_row(void *ud, const eg_trial_spec *t)
 int eg_store_submit(eg_store *s, const eg_grid *g, int64_t *grid_id,
 		    bool *created, int64_t *ntrials, eg_diag *d)
 {
+	return eg_store_submit_noted(s, g, grid_id, created, ntrials, NULL,
+				     NULL, d);
+}
+
+int eg_store_submit_noted(eg_store *s, const eg_grid *g, int64_t *grid_id,
+			  bool *created, int64_t *ntrials,
+			  void (*note)(void *ud, const char *line), void *ud,
+			  eg_diag *d)
+{
 	struct submit_ctx c = {.s = s, .row = EG_BUF_INIT, .deps = EG_BUF_INIT,
+			       .refdeps = EG_BUF_INIT, .notes = EG_BUF_INIT,
 			       .d = d};
 	const char *name = eg_grid_name(g), *hash = eg_grid_hash(g);
 	char maxatt[16], prio[16], count[24];
@@ -508,6 +840,7 @@ int eg_store_submit(eg_store *s, const eg_grid *g, int64_t *grid_id,
 	PQclear(res);
 
 	snprintf(maxatt, sizeof(maxatt), "%d", eg_grid_max_attempts(g));
+	memcpy(c.maxatt, maxatt, sizeof(c.maxatt));
 	snprintf(prio, sizeof(prio), "%d", eg_grid_priority(g));
 	p[1] = eg_grid_text(g);
 	p[2] = hash;
@@ -549,6 +882,12 @@ int eg_store_submit(eg_store *s, const eg_grid *g, int64_t *grid_id,
 	rc = copy_end(s, NULL, d);
 	if (rc != EG_OK)
 		goto db_fail;
+	rc = resolve_refs(&c);
+	if (rc != EG_OK) {
+		/* A bad reference is the user's input, not the database's. */
+		rollback(s);
+		goto out;
+	}
 
 	if (c.deps.len > 0) {
 		eg_buf_putc(&c.deps, ']');
@@ -586,6 +925,14 @@ int eg_store_submit(eg_store *s, const eg_grid *g, int64_t *grid_id,
 		*created = true;
 		*ntrials = c.added;
 	}
+	/* Notes only for what was committed. */
+	for (char *line = c.notes.data, *nl;
+	     rc == EG_OK && note != NULL && line != NULL &&
+	     (nl = strchr(line, '\n')) != NULL;
+	     line = nl + 1) {
+		*nl = '\0';
+		note(ud, line);
+	}
 	goto out;
 
 db_fail:
@@ -595,7 +942,14 @@ out:
 	PQclear(res);
 	eg_buf_free(&c.row);
 	eg_buf_free(&c.deps);
+	eg_buf_free(&c.refdeps);
+	eg_buf_free(&c.notes);
 	eg_buf_free(&tail);
+	for (size_t i = 0; i < c.nrefs; i++) {
+		eg_val_free(c.refs[i].shape);
+		free(c.refs[i].json);
+	}
+	free(c.refs);
 	free(c.keys.keys);
 	return rc;
 }

@@ -65,6 +65,19 @@ int eg_store_migrate(eg_store *s, const char *dir, int *applied, eg_diag *d);
  */
 int eg_store_submit(eg_store *s, const eg_grid *g, int64_t *grid_id,
 		    bool *created, int64_t *ntrials, eg_diag *d);
+/*
+ * As eg_store_submit, and `note` (may be NULL) is called after the commit
+ * with each line the user should read about the submission (today: a
+ * coverify.network whose trial could not hand over its network, so a fresh
+ * companion was added).  A coverify.network that names no trial, a trial
+ * that is not a train trial, or one whose model.* or dataset widths differ
+ * fails with EG_ENOENT / EG_EINVAL (the grid's fault: nothing written);
+ * in a grid whose target is not fpga:<type>, with EG_ENOTSUP.
+ */
+int eg_store_submit_noted(eg_store *s, const eg_grid *g, int64_t *grid_id,
+			  bool *created, int64_t *ntrials,
+			  void (*note)(void *ud, const char *line), void *ud,
+			  eg_diag *d);
 
 /* Finds a grid by id ("12") or name (the newest of that name). */
 int eg_store_find_grid(eg_store *s, const char *id_or_name, int64_t *grid_id,

@@ -14,6 +14,7 @@
  * Every random choice draws from the trial's seed through a named stream,
  * so changing train_size does not change which test examples are used.
  */
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -107,35 +108,45 @@ static int load_source(const eg_val *params, struct cached **out,
  * whose label is in `classes` (all if nclasses == 0), relabelled to the
  * position in that list, chosen at random by `rng`.
  */
-static int subset(const eg_dataset *src, const int *classes, int nclasses,
-		  size_t want, eg_rng *rng, const char *what, eg_dataset *out,
-		  eg_diag *d)
+static int subset(const eg_dataset *src, const int64_t *classes,
+		  int nclasses, size_t want, eg_rng *rng, const char *what,
+		  eg_dataset *out, eg_diag *d)
 {
 	int32_t *idx = malloc((src->n ? src->n : 1) * sizeof(*idx));
-	int map[1024];
+	/* One entry per class of the source (IDX labels and blobs go far
+	 * past any fixed size): a label without an entry would silently
+	 * drop its examples. */
+	int *map = malloc((size_t)(src->classes > 0 ? src->classes : 1) *
+			  sizeof(*map));
 	size_t n = 0;
 
-	if (idx == NULL)
+	if (idx == NULL || map == NULL) {
+		free(idx);
+		free(map);
 		return eg_diag_set(d, EG_ENOMEM, "dataset: out of memory");
-	for (int c = 0; c < 1024; c++)
+	}
+	for (int c = 0; c < src->classes; c++)
 		map[c] = nclasses == 0 ? c : -1;
 	for (int k = 0; k < nclasses; k++) {
-		if (classes[k] < 0 || classes[k] >= src->classes ||
-		    classes[k] >= 1024) {
+		if (classes[k] < 0 || classes[k] >= src->classes) {
 			free(idx);
+			free(map);
 			return eg_diag_set(d, EG_ERANGE,
-					   "dataset.classes: class %d does not "
-					   "exist (the dataset has %d classes)",
-					   classes[k], src->classes);
+					   "dataset.classes: class %lld does "
+					   "not exist (the dataset has %d "
+					   "classes)",
+					   (long long)classes[k], src->classes);
 		}
 		map[classes[k]] = k;
 	}
 	for (size_t i = 0; i < src->n; i++)
-		if (src->y[i] >= 0 && src->y[i] < 1024 && map[src->y[i]] >= 0)
+		if (src->y[i] >= 0 && src->y[i] < src->classes &&
+		    map[src->y[i]] >= 0)
 			idx[n++] = (int32_t)i;
 	eg_rng_shuffle(rng, idx, n);
 	if (want > n) {
 		free(idx);
+		free(map);
 		return eg_diag_set(d, EG_ERANGE,
 				   "dataset.%s_size: %zu examples asked, the "
 				   "set has %zu", what, want, n);
@@ -154,6 +165,7 @@ static int subset(const eg_dataset *src, const int *classes, int nclasses,
 	out->y = malloc((n ? n : 1) * sizeof(int32_t));
 	if (out->x == NULL || out->y == NULL) {
 		free(idx);
+		free(map);
 		eg_dataset_free(out);
 		return eg_diag_set(d, EG_ENOMEM, "dataset: out of memory");
 	}
@@ -163,6 +175,7 @@ static int subset(const eg_dataset *src, const int *classes, int nclasses,
 		out->y[i] = map[src->y[idx[i]]];
 	}
 	free(idx);
+	free(map);
 	return EG_OK;
 }
 
@@ -176,13 +189,23 @@ int eg__data_prepare(const eg_val *params, eg__data *out, eg_diag *d)
 	double noise = eg_val_get_num(params, "dataset.label_noise", 0);
 	double val_split = eg_val_get_num(params, "train.val_split", 0);
 	const eg_val *cls = eg_val_get_path(params, "dataset.classes");
-	int classes[1024], nclasses = 0;
+	int64_t *classes = NULL;
+	int nclasses = 0;
 	eg_rng rng;
 	int rc;
 
 	memset(out, 0, sizeof(*out));
-	for (size_t i = 0; i < eg_val_len(cls) && i < 1024; i++)
-		classes[nclasses++] = (int)eg_val_as_int(eg_val_at(cls, i));
+	/* Kept as int64 until subset() range-checks them: an int cast would
+	 * turn class 2^32 into class 0.  Distinct classes of a set of at most
+	 * MAX_CLASSES (kernels/dataset.c) make a longer list an error there. */
+	if (eg_val_len(cls) > INT_MAX)
+		return eg_diag_set(d, EG_ETOO_BIG, "dataset.classes: too long");
+	classes = malloc((eg_val_len(cls) ? eg_val_len(cls) : 1) *
+			 sizeof(*classes));
+	if (classes == NULL)
+		return eg_diag_set(d, EG_ENOMEM, "dataset: out of memory");
+	for (size_t i = 0; i < eg_val_len(cls); i++)
+		classes[nclasses++] = eg_val_as_int(eg_val_at(cls, i));
 
 	if (strcmp(name, "blobs") == 0) {
 		size_t dim = (size_t)eg_val_get_int(params, "dataset.dim", 20);
@@ -200,6 +223,7 @@ int eg__data_prepare(const eg_val *params, eg__data *out, eg_diag *d)
 		if (rc != EG_OK) {
 			eg_dataset_free(&full_train);
 			eg_dataset_free(&full_test);
+			free(classes);
 			return eg_diag_set(d, rc, "dataset blobs: %s",
 					   eg_strerror(rc));
 		}
@@ -216,8 +240,10 @@ int eg__data_prepare(const eg_val *params, eg__data *out, eg_diag *d)
 		struct cached *src = NULL;
 
 		rc = load_source(params, &src, d);
-		if (rc != EG_OK)
+		if (rc != EG_OK) {
+			free(classes);
 			return rc;
+		}
 		eg_rng_seed_stream(&rng, seed, "train-subset");
 		rc = subset(&src->train, classes, nclasses, train_n, &rng,
 			    "train", &out->train, d);
@@ -226,6 +252,7 @@ int eg__data_prepare(const eg_val *params, eg__data *out, eg_diag *d)
 			rc = subset(&src->test, classes, nclasses, test_n, &rng,
 				    "test", &out->test, d);
 	}
+	free(classes);
 	if (rc != EG_OK)
 		goto err;
 

@@ -65,6 +65,7 @@ enum { EXIT_REFUSED = 3 };
 struct slot {
 	int rank; /* 0: the local job */
 	bool busy;
+	bool dead; /* a trial could not be handed to it: never offered again */
 	int64_t trial, attempt;
 };
 
@@ -149,6 +150,7 @@ static int tcp_connect(const char *addr, int *out, eg_diag *d)
 {
 	char host[512];
 	const char *colon = strrchr(addr, ':');
+	const char *h = addr; /* the host part; addr stays whole for messages */
 	struct addrinfo hints = {0}, *res = NULL, *ai;
 	int fd = -1, rc, one = 1;
 	size_t hl;
@@ -159,12 +161,12 @@ static int tcp_connect(const char *addr, int *out, eg_diag *d)
 				   addr);
 	hl = (size_t)(colon - addr);
 	if (addr[0] == '[' && hl >= 2 && addr[hl - 1] == ']') {
-		addr++;
+		h++;
 		hl -= 2;
 	}
 	if (hl >= sizeof(host))
 		return eg_diag_set(d, EG_EINVAL, "host name too long");
-	memcpy(host, addr, hl);
+	memcpy(host, h, hl);
 	host[hl] = '\0';
 	hints.ai_socktype = SOCK_STREAM;
 	rc = getaddrinfo(host, colon + 1, &hints, &res);
@@ -361,7 +363,7 @@ static void send_heartbeat(struct gw *g)
 	if (m.leases == NULL)
 		return;
 	for (int i = 0; i < g->nslots; i++)
-		if (g->slots[i].busy)
+		if (g->slots[i].busy && !g->slots[i].dead)
 			m.leases[n++] = (eg_msg_lease){g->slots[i].trial,
 						       g->slots[i].attempt};
 	for (size_t i = 0; i < g->nqueue; i++)
@@ -446,6 +448,8 @@ static void try_connect(struct gw *g)
 
 /* ---- slots ---- */
 
+static void keep_result(struct gw *g, eg_msg *m);
+
 static void dispatch(struct gw *g, struct slot *s, eg_msg *assign)
 {
 	eg_diag d = {{0}};
@@ -457,10 +461,21 @@ static void dispatch(struct gw *g, struct slot *s, eg_msg *assign)
 	rc = s->rank == 0 ? eg__job_start(g->job, assign, &d)
 			  : eg__outq_send(g->q, s->rank, assign, &d);
 	if (rc != EG_OK) {
-		/* The slot stays busy until the lease runs out: a rank we
-		 * cannot reach must not be offered again. */
+		/* A rank we cannot reach must not be offered again, so the
+		 * slot stays busy; its trial is reported failed at once (not
+		 * left to a lease that heartbeats would renew forever). */
+		eg_msg fail;
+
 		eg_log(EG_LOG_ERROR, "trial %lld to rank %d: %s",
 		       (long long)assign->trial, s->rank, eg_diag_msg(&d, rc));
+		s->dead = true;
+		eg_msg_init(&fail, EG_MSG_FAIL);
+		fail.trial = assign->trial;
+		fail.attempt = assign->attempt;
+		fail.error = strdup(eg_diag_msg(&d, rc));
+		if (fail.error != NULL)
+			keep_result(g, &fail);
+		eg_msg_clear(&fail);
 		return;
 	}
 	eg_log(EG_LOG_INFO, "trial %lld attempt %lld -> rank %d",
@@ -553,6 +568,7 @@ static void on_event(struct gw *g, struct slot *s, eg_msg *m)
 		keep_result(g, m);
 		if (s != NULL && s->busy && s->trial == m->trial) {
 			s->busy = false;
+			s->dead = false;
 			if (g->nqueue > 0) {
 				eg_msg next = g->queue[0];
 

@@ -329,6 +329,27 @@ EG_TEST(untraversable_home)
 	rc = eg_test_run(cmd, &out);
 	EG_CHECK_MSG(rc == 0 && strstr(out, "42") != NULL, "%s", out);
 	free(out);
+	/* `db psql` with a password in EXPGRID_DB: it connects, and the
+	 * password is on no process's command line while psql runs. */
+	rc = eg_test_run("bin/expgrid db url", &out);
+	EG_CHECK_INT(rc, 0);
+	out[strcspn(out, "\n")] = '\0';
+	{
+		char db[PATH_MAX + 64];
+
+		snprintf(db, sizeof(db), "%s%spassword=hunter2-Secret", out,
+			 strchr(out, '?') != NULL ? "&" : "?");
+		setenv("EXPGRID_DB", db, 1);
+	}
+	free(out);
+	rc = eg_test_run("bin/expgrid db psql -tAc 'SELECT 6 * 7, pg_sleep(1)' & "
+			 "sleep 0.5; grep -l 'hunter2-Secre[t]' /proc/[0-9]*/cmdline; "
+			 "wait", &out);
+	unsetenv("EXPGRID_DB");
+	EG_CHECK_MSG(rc == 0 && strstr(out, "42|") != NULL &&
+			     strstr(out, "cmdline") == NULL,
+		     "%s", out);
+	free(out);
 	rc = eg_test_run("bin/expgrid down", &out);
 	EG_CHECK_MSG(rc == 0 && strstr(out, "stopped") != NULL, "%s", out);
 	free(out);
@@ -556,6 +577,19 @@ EG_TEST(submit_status_cancel_query)
 	rc = cli(&out, "query best %s --limit 1 --csv --columns idx,test_acc",
 		 grid2);
 	EG_CHECK_MSG(rc == 0 && strstr(out, "idx,test_acc\r\n9,0.123456789\r\n") != NULL,
+		     "%s", out);
+	free(out);
+	/* A string value that strtod would take (hex, a bare fraction) is
+	 * still a string in JSON, never an invalid bare token. */
+	snprintf(sql, sizeof(sql),
+		 "UPDATE results SET metrics = metrics || "
+		 "'{\"note\": \"0x1A\", \"frac\": \".5\"}' WHERE trial_id = "
+		 "(SELECT id FROM trials WHERE grid_id = %s AND idx = 9)", grid2);
+	sql_ok(c, sql);
+	rc = cli(&out, "query best %s --json --limit 1", grid2);
+	EG_CHECK_MSG(rc == 0 && strstr(out, "\"note\":\"0x1A\"") != NULL &&
+			     strstr(out, "\"frac\":\".5\"") != NULL &&
+			     strstr(out, "\"test_acc\":0.123456789") != NULL,
 		     "%s", out);
 	free(out);
 	rc = cli(&out, "query trials %s --columns idx,nope", grid2);

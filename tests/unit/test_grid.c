@@ -522,6 +522,9 @@ static const struct bad bad_grids[] = {
 	{"trial: {kind: traine}\n", NAME ":1:15: kind: must be one of train, lottery, coverify, noop", EG_ERANGE},
 	{"sweep:\n  model: {hidden: [[0]]}\n", NAME ":2:21: model.hidden: must be >= 1 (got 0)", EG_ERANGE},
 	{"exclude:\n  - {}\n", NAME ":2:5: exclude entry 1 is empty", EG_ERANGE},
+	/* A group map with no parameters in it is as empty as {}. */
+	{"zip:\n  - {train: {}}\n", NAME ":2:5: zip group 1 is empty", EG_ERANGE},
+	{"trial: {kind: noop}\nexclude:\n  - {train: {}}\n", NAME ":3:5: exclude entry 1 is empty", EG_ERANGE},
 	{"trial:\n  dataset.classes: []\n", NAME ":2:20: dataset.classes: must not be empty", EG_ERANGE},
 };
 

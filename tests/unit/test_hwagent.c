@@ -3,6 +3,7 @@
  * trained network as data (trials/coverify.h). */
 #include <fcntl.h>
 #include <stdbool.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -297,6 +298,51 @@ EG_TEST(exec_board_health_and_bad_scripts)
 		     d.msg);
 }
 
+/* A relative workdir: the command runs inside the job directory, so the
+ * directory it is given must still name that directory from there. */
+EG_TEST(exec_board_relative_workdir)
+{
+	char body[2048], cwd[1024];
+	eg_diag d = {{0}};
+	int rc;
+
+	EG_CHECK(getcwd(cwd, sizeof(cwd)) != NULL);
+	if (access("/usr/bin/python3", X_OK) != 0)
+		EG_SKIP("python3 is not installed");
+	EG_CHECK(chdir(eg_test_tmpdir()) == 0);
+	EG_CHECK(mkdir("jobs", 0755) == 0);
+	snprintf(body, sizeof(body),
+		 "  - {name: a, type: t, backend: exec, options: {command: "
+		 "[python3, %s/docs/examples/board_exec_example.py], "
+		 "workdir: jobs}}\n", cwd);
+	rc = health_of(body, &d);
+	EG_CHECK_MSG(rc == EG_OK, "%s", d.msg);
+}
+
+/* A fresh EXPGRID_HOME (a board host other than the coordinator's has no
+ * run/ directory) is enough to start; an unreachable "[v6]:port"
+ * coordinator is then named as given, brackets included. */
+EG_TEST(fresh_home_and_unreachable_v6_coordinator)
+{
+	char cmd[4096], *out = NULL;
+	const char *boards = eg_test_write_file(
+		"boards.yaml", "boards:\n  - {name: s0, type: t}\n");
+
+	setenv("EXPGRID_TOKEN", "0123456789abcdef0123456789abcdef", 1);
+	setenv("EXPGRID_HOME", eg_test_tmpdir(), 1);
+	snprintf(cmd, sizeof(cmd),
+		 "timeout -s TERM 2 bin/expgrid-hwagent --boards %s "
+		 "--coordinator '[::1]:1' --log-file - 2>&1", boards);
+	eg_test_run(cmd, &out);
+	EG_CHECK(out != NULL);
+	EG_CHECK_MSG(strstr(out, "cannot reach the coordinator") != NULL,
+		     "%s", out);
+	EG_CHECK_MSG(strstr(out, "cannot reach the coordinator: connect "
+				 "[::1]:1: ") != NULL,
+		     "%s", out);
+	free(out);
+}
+
 EG_TEST(network_as_data_round_trips)
 {
 	eg_net_config c;
@@ -347,4 +393,7 @@ EG_TEST_MAIN({"boards_file_parses", boards_file_parses, 10},
 	     {"sim_board_health", sim_board_health, 10},
 	     {"exec_board_health_and_bad_scripts",
 	      exec_board_health_and_bad_scripts, 30},
+	     {"exec_board_relative_workdir", exec_board_relative_workdir, 30},
+	     {"fresh_home_and_unreachable_v6_coordinator",
+	      fresh_home_and_unreachable_v6_coordinator, 10},
 	     {"network_as_data_round_trips", network_as_data_round_trips, 10})

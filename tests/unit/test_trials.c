@@ -2,6 +2,7 @@
 #include "grid/grid.h"
 #include "tests/harness.h"
 #include "trials/trials.h"
+#include "trials/trials_int.h"
 
 
 static const char *const blobs[] = {
@@ -149,6 +150,47 @@ EG_TEST(train_class_subset_relabels)
 	eg_val_free(p);
 }
 
+/* More classes than any fixed table: every example is kept, and a class
+ * past 1023 can be selected (the class map once had 1024 entries and
+ * silently dropped the examples of every later class). */
+EG_TEST(data_keeps_classes_past_1024)
+{
+	static const char *const kv[] = {
+		"dataset.name", "blobs", "dataset.dim", "2",
+		"dataset.num_classes", "1100", "dataset.train_size", "2200",
+		"dataset.test_size", "1100", NULL};
+	eg_val *p = eg_test_params(kv);
+	eg_val *cls = eg_val_list();
+	eg__data data;
+	eg_diag d = {{0}};
+	int rc = eg__data_prepare(p, &data, &d);
+
+	EG_CHECK_MSG(rc == EG_OK, "%s", eg_diag_msg(&d, rc));
+	EG_CHECK_INT(data.train.n, 2200);
+	EG_CHECK_INT(data.test.n, 1100);
+	EG_CHECK_INT(data.train.classes, 1100);
+	eg__data_free(&data);
+
+	eg_val_push(cls, eg_val_int(1050));
+	eg_val_push(cls, eg_val_int(7));
+	EG_CHECK_OK(eg_val_set_path(p, "dataset.classes", cls));
+	rc = eg__data_prepare(p, &data, &d);
+	EG_CHECK_MSG(rc == EG_OK, "%s", eg_diag_msg(&d, rc));
+	EG_CHECK_INT(data.train.classes, 2);
+	EG_CHECK_INT(data.train.n, 4); /* balanced: 2 per class */
+	for (size_t i = 0; i < data.train.n; i++)
+		EG_CHECK(data.train.y[i] == 0 || data.train.y[i] == 1);
+	eg__data_free(&data);
+
+	/* 2^32 is not class 0. */
+	cls = eg_val_list();
+	eg_val_push(cls, eg_val_int((int64_t)1 << 32));
+	EG_CHECK_OK(eg_val_set_path(p, "dataset.classes", cls));
+	EG_CHECK_INT(eg__data_prepare(p, &data, &d), EG_ERANGE);
+	EG_CHECK_MSG(strstr(d.msg, "4294967296") != NULL, "%s", d.msg);
+	eg_val_free(p);
+}
+
 EG_TEST(impossible_combinations_say_so)
 {
 	/* Hybrid training splits conv and fully-connected layers: an MLP
@@ -190,5 +232,6 @@ EG_TEST_MAIN({"noop_reports_its_metrics", noop_reports_its_metrics, 0},
 	     {"train_cancel_between_epochs", train_cancel_between_epochs, 60},
 	     {"train_zero_epochs_reports_untrained_net", train_zero_epochs_reports_untrained_net, 60},
 	     {"train_class_subset_relabels", train_class_subset_relabels, 60},
+	     {"data_keeps_classes_past_1024", data_keeps_classes_past_1024, 30},
 	     {"impossible_combinations_say_so", impossible_combinations_say_so, 60},
 	     {"fashion_subset_trains", fashion_subset_trains, 120})
