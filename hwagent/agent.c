@@ -34,9 +34,6 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <netdb.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -84,25 +81,7 @@ struct agent {
 	bool connected_once, warned_down, refused, stop;
 };
 
-/* ---- the connection (as in worker/gateway.c) ---- */
-
-static int write_all(int fd, const void *p, size_t n, eg_diag *d)
-{
-	const char *c = p;
-
-	while (n > 0) {
-		ssize_t w = send(fd, c, n, MSG_NOSIGNAL);
-
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w < 0)
-			return eg_diag_set(d, eg_err_from_errno(errno),
-					   "send: %s", strerror(errno));
-		c += w;
-		n -= (size_t)w;
-	}
-	return EG_OK;
-}
+/* ---- the connection (proto/io.h does the protocol's part) ---- */
 
 static int find_addr(struct agent *a, eg_diag *d)
 {
@@ -127,72 +106,6 @@ static int find_addr(struct agent *a, eg_diag *d)
 	if (a->addr[0] == '\0')
 		return eg_diag_set(d, EG_ENOENT, "%s is empty", path);
 	return EG_OK;
-}
-
-static int tcp_connect(const char *addr, int *out, eg_diag *d)
-{
-	char host[512];
-	const char *colon = strrchr(addr, ':');
-	const char *h = addr; /* the host part; addr stays whole for messages */
-	struct addrinfo hints = {0}, *res = NULL, *ai;
-	int fd = -1, rc, one = 1;
-	size_t hl;
-
-	if (colon == NULL || colon == addr || colon[1] == '\0')
-		return eg_diag_set(d, EG_EINVAL, "coordinator address '%s' is "
-				   "not host:port", addr);
-	hl = (size_t)(colon - addr);
-	if (addr[0] == '[' && hl >= 2 && addr[hl - 1] == ']') {
-		h++;
-		hl -= 2;
-	}
-	if (hl >= sizeof(host))
-		return eg_diag_set(d, EG_EINVAL, "host name too long");
-	memcpy(host, h, hl);
-	host[hl] = '\0';
-	hints.ai_socktype = SOCK_STREAM;
-	rc = getaddrinfo(host, colon + 1, &hints, &res);
-	if (rc != 0)
-		return eg_diag_set(d, EG_EIO, "%s: %s", addr, gai_strerror(rc));
-	rc = EG_EIO;
-	for (ai = res; ai != NULL; ai = ai->ai_next) {
-		struct pollfd p;
-		int err = 0;
-		socklen_t el = sizeof(err);
-		struct timeval tv = {SEND_TIMEOUT_S, 0};
-
-		fd = socket(ai->ai_family,
-			    ai->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK,
-			    ai->ai_protocol);
-		if (fd < 0)
-			continue;
-		if (connect(fd, ai->ai_addr, ai->ai_addrlen) != 0) {
-			if (errno != EINPROGRESS)
-				goto next;
-			p = (struct pollfd){fd, POLLOUT, 0};
-			if (poll(&p, 1, CONNECT_TIMEOUT_MS) != 1) {
-				errno = ETIMEDOUT;
-				goto next;
-			}
-			getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &el);
-			if (err != 0) {
-				errno = err;
-				goto next;
-			}
-		}
-		fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
-		setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-		*out = fd;
-		rc = EG_OK;
-		break;
-next:
-		eg_diag_set(d, EG_EIO, "connect %s: %s", addr, strerror(errno));
-		close(fd);
-		fd = -1;
-	}
-	freeaddrinfo(res);
-	return rc;
 }
 
 static bool board_usable(const eg__board *b)
@@ -276,70 +189,20 @@ static int capabilities(struct agent *a, eg_val **out)
 /* HELLO, CHALLENGE, PROOF, WELCOME; EG_EAUTH means refused for good. */
 static int handshake(struct agent *a, int fd, eg_diag *d)
 {
-	eg_msg m;
-	int rc;
+	eg_val *caps = NULL;
+	bool after_proof;
+	int rc = capabilities(a, &caps);
 
-	eg_msg_init(&m, EG_MSG_HELLO);
-	m.version = EG_PROTO_VERSION;
-	m.role = strdup("hwagent");
-	m.name = strdup(a->o->name);
-	rc = capabilities(a, &m.capabilities);
-	if (rc != EG_OK || m.role == NULL || m.name == NULL) {
-		eg_msg_clear(&m);
+	if (rc != EG_OK)
 		return eg_diag_set(d, EG_ENOMEM, "out of memory");
-	}
-	rc = eg_proto_send(fd, &m, 0, d);
-	eg_msg_clear(&m);
+	rc = eg_proto_handshake(fd, a->dec, a->token, "hwagent", a->o->name,
+				caps, HANDSHAKE_TIMEOUT_MS, &after_proof, d);
+	if (after_proof && ++a->proof_closes >= PROOF_CLOSES_MAX)
+		rc = eg_diag_set(d, EG_EAUTH, "the coordinator closed the "
+				 "connection after our proof %d times",
+				 a->proof_closes);
 	if (rc == EG_OK)
-		rc = eg_proto_recv(fd, a->dec, &m, HANDSHAKE_TIMEOUT_MS, d);
-	if (rc != EG_OK)
-		goto out;
-	if (m.type == EG_MSG_BYE) {
-		rc = eg_diag_set(d, EG_EAUTH, "coordinator said BYE to HELLO: %s",
-				 m.reason ? m.reason : "(no reason)");
-		goto out;
-	}
-	if (m.type != EG_MSG_CHALLENGE) {
-		rc = eg_diag_set(d, EG_EPROTO, "expected CHALLENGE, got %s",
-				 eg_msg_type_name(m.type));
-		goto out;
-	}
-	{
-		uint8_t nonce[EG_MSG_NONCE_LEN];
-
-		memcpy(nonce, m.nonce, sizeof(nonce));
-		eg_msg_clear(&m);
-		eg_msg_init(&m, EG_MSG_PROOF);
-		eg_proto_proof(a->token, nonce, m.proof);
-	}
-	rc = eg_proto_send(fd, &m, 0, d);
-	eg_msg_clear(&m);
-	if (rc == EG_OK)
-		rc = eg_proto_recv(fd, a->dec, &m, HANDSHAKE_TIMEOUT_MS, d);
-	if (rc == EG_ECLOSED || rc == EG_ETRUNCATED) {
-		/* Closed after our proof: a wrong token, unless the
-		 * coordinator died at that instant; only a repeat is final. */
-		rc = ++a->proof_closes >= PROOF_CLOSES_MAX
-			     ? eg_diag_set(d, EG_EAUTH, "the coordinator closed "
-					   "the connection after our proof %d "
-					   "times", a->proof_closes)
-			     : eg_diag_set(d, EG_ECLOSED,
-					   "connection closed after PROOF");
-		goto out;
-	}
-	if (rc != EG_OK)
-		goto out;
-	if (m.type != EG_MSG_WELCOME) {
-		rc = m.type == EG_MSG_BYE
-			     ? eg_diag_set(d, EG_EAUTH, "%s", m.reason ? m.reason
-								       : "BYE")
-			     : eg_diag_set(d, EG_EPROTO, "expected WELCOME, got "
-					   "%s", eg_msg_type_name(m.type));
-		goto out;
-	}
-	a->proof_closes = 0;
-out:
-	eg_msg_clear(&m);
+		a->proof_closes = 0;
 	return rc;
 }
 
@@ -436,7 +299,7 @@ static void on_connected(struct agent *a)
 	a->asked = 0;
 	for (size_t i = 0; i < n && a->fd >= 0; i++) {
 		const eg_buf *f = eg__journal_at(a->journal, i, NULL, NULL);
-		int rc = write_all(a->fd, f->data, f->len, &d);
+		int rc = eg_proto_write_all(a->fd, f->data, f->len, &d);
 
 		if (rc != EG_OK)
 			disconnect(a, eg_diag_msg(&d, rc), false);
@@ -452,7 +315,8 @@ static void try_connect(struct agent *a)
 
 	rc = find_addr(a, &d);
 	if (rc == EG_OK)
-		rc = tcp_connect(a->addr, &fd, &d);
+		rc = eg_proto_connect(a->addr, CONNECT_TIMEOUT_MS, SEND_TIMEOUT_S,
+				      &fd, &d);
 	if (rc == EG_OK) {
 		eg_frame_dec_reset(a->dec);
 		rc = handshake(a, fd, &d);
@@ -519,7 +383,7 @@ static void report(struct agent *a, eg_msg *m)
 		eg_log(EG_LOG_ERROR, "trial %lld: journal: %s (sending it "
 		       "anyway)", (long long)m->trial, eg_diag_msg(&d, rc));
 	if (a->fd >= 0) {
-		rc = write_all(a->fd, frame.data, frame.len, &d);
+		rc = eg_proto_write_all(a->fd, frame.data, frame.len, &d);
 		if (rc != EG_OK)
 			disconnect(a, eg_diag_msg(&d, rc), false);
 	}

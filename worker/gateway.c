@@ -35,9 +35,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <mpi.h>
-#include <netdb.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -99,22 +96,6 @@ struct gw {
 
 /* ---- the connection ---- */
 
-static int write_all(int fd, const char *p, size_t n, eg_diag *d)
-{
-	while (n > 0) {
-		ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
-
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w < 0)
-			return eg_diag_set(d, eg_err_from_errno(errno),
-					   "send: %s", strerror(errno));
-		p += w;
-		n -= (size_t)w;
-	}
-	return EG_OK;
-}
-
 /* The coordinator's host:port: --coordinator / EXPGRID_COORDINATOR, else
  * the file the coordinator writes when it listens. */
 static int find_addr(struct gw *g, eg_diag *d)
@@ -145,159 +126,31 @@ static int find_addr(struct gw *g, eg_diag *d)
 	return EG_OK;
 }
 
-/* TCP connect to host:port ("[v6]:port" too) with a timeout. */
-static int tcp_connect(const char *addr, int *out, eg_diag *d)
-{
-	char host[512];
-	const char *colon = strrchr(addr, ':');
-	const char *h = addr; /* the host part; addr stays whole for messages */
-	struct addrinfo hints = {0}, *res = NULL, *ai;
-	int fd = -1, rc, one = 1;
-	size_t hl;
-
-	if (colon == NULL || colon == addr || colon[1] == '\0')
-		return eg_diag_set(d, EG_EINVAL,
-				   "coordinator address '%s' is not host:port",
-				   addr);
-	hl = (size_t)(colon - addr);
-	if (addr[0] == '[' && hl >= 2 && addr[hl - 1] == ']') {
-		h++;
-		hl -= 2;
-	}
-	if (hl >= sizeof(host))
-		return eg_diag_set(d, EG_EINVAL, "host name too long");
-	memcpy(host, h, hl);
-	host[hl] = '\0';
-	hints.ai_socktype = SOCK_STREAM;
-	rc = getaddrinfo(host, colon + 1, &hints, &res);
-	if (rc != 0)
-		return eg_diag_set(d, EG_EIO, "%s: %s", addr, gai_strerror(rc));
-	rc = EG_EIO;
-	for (ai = res; ai != NULL; ai = ai->ai_next) {
-		struct pollfd p;
-		int err = 0;
-		socklen_t el = sizeof(err);
-		struct timeval tv = {SEND_TIMEOUT_S, 0};
-
-		fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC |
-						   SOCK_NONBLOCK,
-			    ai->ai_protocol);
-		if (fd < 0)
-			continue;
-		if (connect(fd, ai->ai_addr, ai->ai_addrlen) != 0) {
-			if (errno != EINPROGRESS)
-				goto next;
-			p = (struct pollfd){fd, POLLOUT, 0};
-			if (poll(&p, 1, CONNECT_TIMEOUT_MS) != 1) {
-				errno = ETIMEDOUT;
-				goto next;
-			}
-			getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &el);
-			if (err != 0) {
-				errno = err;
-				goto next;
-			}
-		}
-		/* Blocking from here on, but a stalled peer cannot hold a
-		 * send longer than SEND_TIMEOUT_S. */
-		fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
-		setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-		*out = fd;
-		rc = EG_OK;
-		break;
-next:
-		eg_diag_set(d, EG_EIO, "connect %s: %s", addr, strerror(errno));
-		close(fd);
-		fd = -1;
-	}
-	freeaddrinfo(res);
-	return rc;
-}
-
 /* HELLO, CHALLENGE, PROOF, WELCOME.  EG_EAUTH means refused for good. */
 static int handshake(struct gw *g, int fd, eg_diag *d)
 {
-	eg_msg m;
-	eg_val *targets;
+	eg_val *caps = eg_val_map(), *targets = eg_val_list();
+	bool after_proof;
 	int rc;
 
-	eg_msg_init(&m, EG_MSG_HELLO);
-	m.version = EG_PROTO_VERSION;
-	m.role = strdup("worker");
-	m.name = strdup(g->name);
-	m.capabilities = eg_val_map();
-	targets = eg_val_list();
 	/* eg_val_set and eg_val_push own their item even when they fail. */
-	rc = m.capabilities != NULL ? eg_val_set(m.capabilities, "target",
-						   targets)
-				    : EG_ENOMEM;
-	if (m.capabilities == NULL)
-		eg_val_free(targets);
-	if (rc == EG_OK && targets != NULL)
+	rc = eg_val_set(caps, "target", targets);
+	if (rc == EG_OK)
 		rc = eg_val_push(targets, eg_val_str("cpu"));
 	if (rc == EG_OK)
-		rc = eg_val_set_int(m.capabilities, "slots", g->nslots);
-	if (rc != EG_OK || targets == NULL || m.role == NULL || m.name == NULL) {
-		eg_msg_clear(&m);
+		rc = eg_val_set_int(caps, "slots", g->nslots);
+	if (rc != EG_OK) {
+		eg_val_free(caps);
 		return eg_diag_set(d, EG_ENOMEM, "out of memory");
 	}
-	rc = eg_proto_send(fd, &m, 0, d);
-	eg_msg_clear(&m);
+	rc = eg_proto_handshake(fd, g->dec, g->token, "worker", g->name, caps,
+				HANDSHAKE_TIMEOUT_MS, &after_proof, d);
+	if (after_proof && ++g->proof_closes >= PROOF_CLOSES_MAX)
+		rc = eg_diag_set(d, EG_EAUTH, "the coordinator closed the "
+				 "connection after our proof %d times",
+				 g->proof_closes);
 	if (rc == EG_OK)
-		rc = eg_proto_recv(fd, g->dec, &m, HANDSHAKE_TIMEOUT_MS, d);
-	if (rc != EG_OK)
-		goto out;
-	if (m.type == EG_MSG_BYE) {
-		rc = eg_diag_set(d, EG_EAUTH, "coordinator said BYE to HELLO: %s",
-				 m.reason ? m.reason : "(no reason)");
-		goto out;
-	}
-	if (m.type != EG_MSG_CHALLENGE) {
-		rc = eg_diag_set(d, EG_EPROTO, "expected CHALLENGE, got %s",
-				 eg_msg_type_name(m.type));
-		goto out;
-	}
-	{
-		uint8_t nonce[EG_MSG_NONCE_LEN];
-
-		memcpy(nonce, m.nonce, sizeof(nonce));
-		eg_msg_clear(&m);
-		eg_msg_init(&m, EG_MSG_PROOF);
-		eg_proto_proof(g->token, nonce, m.proof);
-	}
-	rc = eg_proto_send(fd, &m, 0, d);
-	eg_msg_clear(&m);
-	if (rc == EG_OK)
-		rc = eg_proto_recv(fd, g->dec, &m, HANDSHAKE_TIMEOUT_MS, d);
-	if (rc == EG_ECLOSED || rc == EG_ETRUNCATED) {
-		/* Closed right after our proof: almost surely a wrong token,
-		 * but a coordinator dying at that instant looks the same, so
-		 * only a repeat makes it final. */
-		rc = ++g->proof_closes >= PROOF_CLOSES_MAX ?
-			     eg_diag_set(d, EG_EAUTH,
-					 "the coordinator closed the connection "
-					 "after our proof %d times",
-					 g->proof_closes) :
-			     eg_diag_set(d, EG_ECLOSED,
-					 "connection closed after PROOF");
-		goto out;
-	}
-	if (rc != EG_OK)
-		goto out;
-	if (m.type == EG_MSG_BYE) {
-		rc = eg_diag_set(d, EG_EAUTH, "%s",
-				 m.reason ? m.reason : "(no reason given)");
-		goto out;
-	}
-	if (m.type != EG_MSG_WELCOME) {
-		rc = eg_diag_set(d, EG_EPROTO, "expected WELCOME, got %s",
-				 eg_msg_type_name(m.type));
-		goto out;
-	}
-	g->proof_closes = 0;
-out:
-	eg_msg_clear(&m);
+		g->proof_closes = 0;
 	return rc;
 }
 
@@ -391,7 +244,7 @@ static void on_connected(struct gw *g)
 	g->warned_down = false;
 	g->asked = 0; /* a new connection owes us nothing */
 	for (size_t i = 0; i < g->nun && g->fd >= 0; i++) {
-		int rc = write_all(g->fd, g->un[i].frame.data,
+		int rc = eg_proto_write_all(g->fd, g->un[i].frame.data,
 				   g->un[i].frame.len, &d);
 
 		if (rc != EG_OK)
@@ -408,7 +261,8 @@ static void try_connect(struct gw *g)
 
 	rc = find_addr(g, &d);
 	if (rc == EG_OK)
-		rc = tcp_connect(g->addr, &fd, &d);
+		rc = eg_proto_connect(g->addr, CONNECT_TIMEOUT_MS, SEND_TIMEOUT_S,
+				      &fd, &d);
 	if (rc == EG_OK) {
 		eg_frame_dec_reset(g->dec);
 		rc = handshake(g, fd, &d);
@@ -543,7 +397,7 @@ static void keep_result(struct gw *g, eg_msg *m)
 	}
 	g->nun++;
 	if (g->fd >= 0) {
-		rc = write_all(g->fd, u->frame.data, u->frame.len, &d);
+		rc = eg_proto_write_all(g->fd, u->frame.data, u->frame.len, &d);
 		if (rc != EG_OK)
 			disconnect(g, eg_diag_msg(&d, rc));
 	}
