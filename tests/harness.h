@@ -118,6 +118,12 @@ const char *eg_test_write_file(const char *name, const char *text);
  * may be NULL to discard); returns the exit status (or 128+signal). */
 int eg_test_run(const char *cmd, char **out);
 
+/* eg_test_run with a printf-style command line. */
+int eg_test_runf(char **out, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+void eg_test_sleep_ms(int ms);
+double eg_test_now(void); /* seconds, CLOCK_MONOTONIC */
+
 /* Canonical trial parameters (defaults filled, as a grid would give them)
  * from pairs of dotted keys and YAML values, NULL-terminated:
  * {"model.hidden", "[32]", "train.lr", "0.05", NULL}.  Parsed and validated

@@ -48,21 +48,6 @@ static int coord_port;
 static char home[PATH_MAX];
 static eg_proto_token *tok;
 
-static double now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-static void sleep_ms(int ms)
-{
-	struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-
-	nanosleep(&ts, NULL);
-}
-
 static void kill_coord(void)
 {
 	if (coord > 0) {
@@ -135,11 +120,11 @@ static void sql_ok(const char *sql)
 /* Waits until `sql` returns `want` (up to timeout_s). */
 static void wait_sql(const char *sql, long long want, double timeout_s)
 {
-	double t0 = now_s();
+	double t0 = eg_test_now();
 	long long v;
 
-	while ((v = sql_int(sql)) != want && now_s() - t0 < timeout_s)
-		sleep_ms(50);
+	while ((v = sql_int(sql)) != want && eg_test_now() - t0 < timeout_s)
+		eg_test_sleep_ms(50);
 	EG_CHECK_MSG(v == want, "%s: %lld, expected %lld", sql, v, want);
 }
 
@@ -213,10 +198,10 @@ static bool log_has(const char *needle)
 
 static void wait_log(const char *needle, double timeout_s)
 {
-	double t0 = now_s();
+	double t0 = eg_test_now();
 
-	while (!log_has(needle) && now_s() - t0 < timeout_s)
-		sleep_ms(50);
+	while (!log_has(needle) && eg_test_now() - t0 < timeout_s)
+		eg_test_sleep_ms(50);
 	EG_CHECK_MSG(log_has(needle), "log lacks \"%s\"", needle);
 }
 
@@ -251,13 +236,13 @@ static void start_coord(const char *a1, const char *a2, const char *a3,
 		execv(argv[0], (char *const *)argv);
 		_exit(127);
 	}
-	t0 = now_s();
-	while ((t = read_file(addr)) == NULL && now_s() - t0 < 10) {
+	t0 = eg_test_now();
+	while ((t = read_file(addr)) == NULL && eg_test_now() - t0 < 10) {
 		int st;
 
 		EG_CHECK_MSG(waitpid(coord, &st, WNOHANG) == 0,
 			     "coordinator exited early (status %d)", st);
-		sleep_ms(20);
+		eg_test_sleep_ms(20);
 	}
 	EG_CHECK_MSG(t != NULL, "no %s", addr);
 	EG_CHECK(strncmp(t, "127.0.0.1:", 10) == 0);
@@ -458,10 +443,10 @@ static int64_t cycle(struct client *c, int timeout_ms)
 /* Whether the server closed fd within timeout_ms (EOF or reset). */
 static bool closed_by_peer(int fd, int timeout_ms)
 {
-	double t0 = now_s();
+	double t0 = eg_test_now();
 	char buf[4096];
 
-	while ((now_s() - t0) * 1000 < timeout_ms) {
+	while ((eg_test_now() - t0) * 1000 < timeout_ms) {
 		struct pollfd p = {fd, POLLIN, 0};
 		ssize_t n;
 
@@ -712,13 +697,13 @@ EG_TEST(version_mismatch_closed_with_reason)
 
 		for (int i = 0; i < 3; i++)
 			fds[i] = tcp_connect();
-		sleep_ms(200);
+		eg_test_sleep_ms(200);
 		extra = tcp_connect();
 		EG_CHECK(closed_by_peer(extra, 2000));
 		close(extra);
 		EG_CHECK(!closed_by_peer(fds[0], 300));
 		close(fds[2]);
-		sleep_ms(200);
+		eg_test_sleep_ms(200);
 		EG_CHECK_OK(client_open(&c, "fits", tok));
 		client_close(&c);
 		close(fds[0]);
@@ -780,7 +765,7 @@ EG_TEST(lease_expiry_and_dropped_connection)
 		m.leases[0].attempt = a2;
 		send_msg(&d, &m);
 		eg_msg_clear(&m);
-		sleep_ms(200);
+		eg_test_sleep_ms(200);
 	}
 	snprintf(buf, sizeof(buf),
 		 "SELECT count(*) FROM trials WHERE id = %lld AND attempts = 2 "
@@ -933,9 +918,9 @@ EG_TEST(hostile_clients_do_no_harm)
 	 * quickly, and the idle ones are closed at the handshake timeout. */
 	for (int i = 0; i < 200; i++)
 		idle[i] = tcp_connect();
-	t0 = now_s();
+	t0 = eg_test_now();
 	cycle(&good, 2000);
-	EG_CHECK_MSG(now_s() - t0 < 1.0, "cycle took %.3f s", now_s() - t0);
+	EG_CHECK_MSG(eg_test_now() - t0 < 1.0, "cycle took %.3f s", eg_test_now() - t0);
 	for (int i = 0; i < 200; i++) {
 		EG_CHECK_MSG(closed_by_peer(idle[i], 4000),
 			     "idle connection %d still open", i);
@@ -1023,7 +1008,7 @@ EG_TEST(postgres_restart_underneath)
 	EG_CHECK_OK(eg_cluster_stop(cluster, NULL, &d));
 	/* The result arrives while the database is away. */
 	send_result(&c, t, a, 0.5);
-	sleep_ms(500);
+	eg_test_sleep_ms(500);
 	EG_CHECK(kill(coord, 0) == 0);
 	rc = eg_cluster_start(cluster, &d);
 	EG_CHECK_MSG(rc == EG_OK, "%s", eg_diag_msg(&d, rc));
@@ -1063,10 +1048,10 @@ EG_TEST(sigterm_drains_and_exits)
 	/* The in-flight result is still taken, then it exits at once. */
 	send_result(&c, t, a, 0.5);
 	expect_ack(&c, t, a, 5000);
-	t0 = now_s();
-	while (waitpid(coord, &st, WNOHANG) == 0 && now_s() - t0 < 5)
-		sleep_ms(20);
-	EG_CHECK_MSG(now_s() - t0 < 5, "no exit after the drain");
+	t0 = eg_test_now();
+	while (waitpid(coord, &st, WNOHANG) == 0 && eg_test_now() - t0 < 5)
+		eg_test_sleep_ms(20);
+	EG_CHECK_MSG(eg_test_now() - t0 < 5, "no exit after the drain");
 	coord = -1;
 	EG_CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
 	EG_CHECK(access(addr, F_OK) != 0);

@@ -34,40 +34,12 @@
 static char home[PATH_MAX];
 static bool stack_up;
 
-static void sleep_ms(int ms)
-{
-	struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-
-	nanosleep(&ts, NULL);
-}
-
-static double now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
 static void down_at_exit(void)
 {
 	if (stack_up) {
 		stack_up = false;
 		eg_test_run("bin/expgrid down", NULL);
 	}
-}
-
-static int run(char **out, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
-static int run(char **out, const char *fmt, ...)
-{
-	char cmd[4096];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(cmd, sizeof(cmd), fmt, ap);
-	va_end(ap);
-	return eg_test_run(cmd, out);
 }
 
 static void up(void)
@@ -83,7 +55,7 @@ static void up(void)
 	mkdir(home, 0755);
 	atexit(down_at_exit);
 	stack_up = true;
-	st = run(&out, "bin/expgrid up --workers 1 --boards 2");
+	st = eg_test_runf(&out, "bin/expgrid up --workers 1 --boards 2");
 	EG_CHECK_MSG(st == 0, "expgrid up: %d\n%s", st, out);
 	free(out);
 }
@@ -123,13 +95,13 @@ static long long sql_int(const char *fmt, long long arg)
 
 static void wait_grid_done(long long g, int timeout_s)
 {
-	double end = now_s() + timeout_s;
+	double end = eg_test_now() + timeout_s;
 
-	while (now_s() < end) {
+	while (eg_test_now() < end) {
 		if (sql_int("SELECT count(*) FROM grids WHERE id = %lld AND "
 			    "state = 'done'", g) == 1)
 			return;
-		sleep_ms(200);
+		eg_test_sleep_ms(200);
 	}
 	EG_CHECK_MSG(false, "grid %lld not done after %d s", g, timeout_s);
 }
@@ -137,13 +109,13 @@ static void wait_grid_done(long long g, int timeout_s)
 /* Waits until grid g's (noop) trial holds the worker. */
 static void wait_busy(long long g)
 {
-	double end = now_s() + 30;
+	double end = eg_test_now() + 30;
 
-	while (now_s() < end) {
+	while (eg_test_now() < end) {
 		if (sql_int("SELECT count(*) FROM trials WHERE grid_id = %lld "
 			    "AND state IN ('leased', 'running')", g) == 1)
 			return;
-		sleep_ms(50);
+		eg_test_sleep_ms(50);
 	}
 	EG_CHECK_MSG(false, "grid %lld never started", g);
 }
@@ -175,7 +147,7 @@ static const char *grid(const char *file, const char *name, const char *model,
 /* Submits; returns the grid id (the first line), *out the whole output. */
 static long long submit(const char *file, char **out)
 {
-	int st = run(out, "bin/expgrid submit %s", file);
+	int st = eg_test_runf(out, "bin/expgrid submit %s", file);
 
 	EG_CHECK_MSG(st == 0, "submit %s: %d\n%s", file, st, *out);
 	return atoll(*out);
@@ -188,7 +160,7 @@ static void refused(const char *file, const char *name, const char *why)
 	long long before = sql_int("SELECT count(*) FROM trials WHERE %lld > 0",
 				   1);
 	char *out = NULL, sql[256];
-	int st = run(&out, "bin/expgrid submit %s", file);
+	int st = eg_test_runf(&out, "bin/expgrid submit %s", file);
 
 	EG_CHECK_MSG(st == 2 && strstr(out, why) != NULL,
 		     "submit %s: exit %d, wanted 2 and '%s':\n%s", file, st, why,
@@ -300,11 +272,11 @@ EG_TEST(network_named_by_key)
 		"key-act", "model.activation differs");
 	refused(grid("cpu.yaml", "key-cpu", MLP16, "cpu", extra), "key-cpu",
 		"coverify.network needs a grid whose target is fpga");
-	EG_CHECK_INT(run(&out, "bin/expgrid run --local %s",
+	EG_CHECK_INT(eg_test_runf(&out, "bin/expgrid run --local %s",
 			 eg_test_path("cpu.yaml")), 2);
 	EG_CHECK_MSG(strstr(out, "--local has none") != NULL, "%s", out);
 	free(out);
-	EG_CHECK_INT(run(&out, "bin/expgrid expand %s",
+	EG_CHECK_INT(eg_test_runf(&out, "bin/expgrid expand %s",
 			 grid("upper.yaml", "key-upper", MLP16, "fpga:sim16",
 			      "sweep:\n  coverify.network: "
 			      "['0123456789ABCDEF0123456789abcdef']\n")), 2);
@@ -403,7 +375,7 @@ EG_TEST(network_named_by_key)
 
 	/* Submitting the same grid again adds nothing (and resolves
 	 * nothing). */
-	EG_CHECK_INT(run(&out, "bin/expgrid submit %s", eg_test_path("c.yaml")),
+	EG_CHECK_INT(eg_test_runf(&out, "bin/expgrid submit %s", eg_test_path("c.yaml")),
 		     0);
 	EG_CHECK_MSG(strstr(out, "nothing added") != NULL, "%s", out);
 	free(out);
@@ -412,7 +384,7 @@ EG_TEST(network_named_by_key)
 	free(key);
 	free(cov_key);
 	stack_up = false;
-	EG_CHECK_INT(run(NULL, "bin/expgrid down"), 0);
+	EG_CHECK_INT(eg_test_runf(NULL, "bin/expgrid down"), 0);
 }
 
 EG_TEST_MAIN({"network_named_by_key", network_named_by_key, 240})

@@ -33,40 +33,12 @@
 static char home[PATH_MAX];
 static bool stack_up;
 
-static void sleep_ms(int ms)
-{
-	struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-
-	nanosleep(&ts, NULL);
-}
-
-static double now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
 static void down_at_exit(void)
 {
 	if (stack_up) {
 		stack_up = false;
 		eg_test_run("bin/expgrid down", NULL);
 	}
-}
-
-static int run(char **out, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
-static int run(char **out, const char *fmt, ...)
-{
-	char cmd[4096];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(cmd, sizeof(cmd), fmt, ap);
-	va_end(ap);
-	return eg_test_run(cmd, out);
 }
 
 static void set_home(void)
@@ -88,7 +60,7 @@ static void up(const char *extra)
 	if (!stack_up)
 		atexit(down_at_exit);
 	stack_up = true;
-	st = run(&out, "bin/expgrid up --workers 1 %s", extra);
+	st = eg_test_runf(&out, "bin/expgrid up --workers 1 %s", extra);
 	EG_CHECK_MSG(st == 0, "expgrid up: %d\n%s", st, out);
 	EG_CHECK_MSG(strstr(out, "hwagent: started") != NULL ||
 			     strstr(out, "hwagent: already running") != NULL,
@@ -99,7 +71,7 @@ static void up(const char *extra)
 static void down(void)
 {
 	char *out = NULL;
-	int st = run(&out, "bin/expgrid down");
+	int st = eg_test_runf(&out, "bin/expgrid down");
 
 	stack_up = false;
 	EG_CHECK_MSG(st == 0, "expgrid down: %d\n%s", st, out);
@@ -151,14 +123,14 @@ static long long sql_int(const char *fmt, long long grid)
 static void wait_for(const char *what, const char *fmt, long long grid,
 		     long long want, int timeout_s)
 {
-	double end = now_s() + timeout_s;
+	double end = eg_test_now() + timeout_s;
 	long long v = -1;
 
-	while (now_s() < end) {
+	while (eg_test_now() < end) {
 		v = sql_int(fmt, grid);
 		if (v >= want)
 			return;
-		sleep_ms(100);
+		eg_test_sleep_ms(100);
 	}
 	EG_CHECK_MSG(false, "%s: %lld < %lld after %d s", what, v, want,
 		     timeout_s);
@@ -180,12 +152,12 @@ static bool log_has(const char *s)
 
 static void wait_log(const char *s, int timeout_s)
 {
-	double end = now_s() + timeout_s;
+	double end = eg_test_now() + timeout_s;
 
-	while (now_s() < end) {
+	while (eg_test_now() < end) {
 		if (log_has(s))
 			return;
-		sleep_ms(100);
+		eg_test_sleep_ms(100);
 	}
 	EG_CHECK_MSG(false, "hwagent.log never said '%s'", s);
 }
@@ -218,7 +190,7 @@ static const char *cov_grid(const char *file, const char *name,
 static long long submit(const char *grid)
 {
 	char *out = NULL;
-	int st = run(&out, "bin/expgrid submit %s", grid);
+	int st = eg_test_runf(&out, "bin/expgrid submit %s", grid);
 	long long id;
 
 	EG_CHECK_MSG(st == 0, "submit: %d\n%s", st, out);
@@ -310,7 +282,7 @@ EG_TEST(coverify_on_two_sim_boards)
 			     "%lld AND o.source = 'hardware' AND "
 			     "o.est_cycles > 0", g1),
 		     6);
-	st = run(&out, "bin/expgrid query paradigms %lld", g1);
+	st = eg_test_runf(&out, "bin/expgrid query paradigms %lld", g1);
 	EG_CHECK_MSG(st == 0 && strstr(out, "design-hardware") != NULL &&
 			     strstr(out, "first divergent layer: none") != NULL,
 		     "%s", out);
@@ -325,7 +297,7 @@ EG_TEST(coverify_on_two_sim_boards)
 			     "WHERE t.grid_id = %lld AND t.kind = 'coverify'",
 			     g2),
 		     2);
-	st = run(&out, "bin/expgrid query paradigms %lld", g2);
+	st = eg_test_runf(&out, "bin/expgrid query paradigms %lld", g2);
 	EG_CHECK_MSG(st == 0 && strstr(out, "first divergent layer: 2 "
 					    "(dense1)") != NULL,
 		     "%s", out);
@@ -420,7 +392,7 @@ EG_TEST(hwagent_killed_mid_job_requeues_once)
 	wait_for("coverify running", "SELECT count(*) FROM trials WHERE "
 		 "grid_id = %lld AND kind = 'coverify' AND state = 'running'",
 		 g, 1, 60);
-	sleep_ms(500);
+	eg_test_sleep_ms(500);
 	agent = pid_of("hwagent.pid");
 	EG_CHECK(agent > 0);
 	EG_CHECK(kill(agent, SIGKILL) == 0);
@@ -465,7 +437,7 @@ EG_TEST(journal_resends_after_coordinator_and_agent_restart)
 	/* And the agent dies too: the journal outlives it. */
 	agent = pid_of("hwagent.pid");
 	EG_CHECK(agent > 0 && kill(agent, SIGKILL) == 0);
-	sleep_ms(200);
+	eg_test_sleep_ms(200);
 	up("");
 	wait_grid_done(g, 60);
 	check_once(g);
@@ -475,7 +447,7 @@ EG_TEST(journal_resends_after_coordinator_and_agent_restart)
 	EG_CHECK(log_has("resending 1 unacknowledged result"));
 	/* ACKed: the journal is empty again. */
 	for (int i = 0; i < 50 && stat(path, &st) == 0 && st.st_size > 0; i++)
-		sleep_ms(100);
+		eg_test_sleep_ms(100);
 	EG_CHECK(stat(path, &st) == 0 && st.st_size == 0);
 	down();
 }

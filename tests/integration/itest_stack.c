@@ -32,41 +32,12 @@
 static char home[PATH_MAX];
 static bool stack_up;
 
-static void sleep_ms(int ms)
-{
-	struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-
-	nanosleep(&ts, NULL);
-}
-
-static double now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
 static void down_at_exit(void)
 {
 	if (stack_up) {
 		stack_up = false;
 		eg_test_run("bin/expgrid down", NULL);
 	}
-}
-
-/* Runs a command line; returns its status, output in *out (caller frees). */
-static int run(char **out, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
-static int run(char **out, const char *fmt, ...)
-{
-	char cmd[4096];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(cmd, sizeof(cmd), fmt, ap);
-	va_end(ap);
-	return eg_test_run(cmd, out);
 }
 
 /* A fresh home under the scratch directory, and `expgrid up`. */
@@ -82,7 +53,7 @@ static void up(int workers)
 	unsetenv("EXPGRID_COORDINATOR");
 	atexit(down_at_exit);
 	stack_up = true;
-	st = run(&out, "bin/expgrid up --workers %d", workers);
+	st = eg_test_runf(&out, "bin/expgrid up --workers %d", workers);
 	EG_CHECK_MSG(st == 0, "expgrid up: %d\n%s", st, out);
 	EG_CHECK_MSG(strstr(out, "coordinator: started") != NULL, "%s", out);
 	EG_CHECK_MSG(strstr(out, "workers: started") != NULL, "%s", out);
@@ -92,7 +63,7 @@ static void up(int workers)
 static void down(void)
 {
 	char *out = NULL;
-	int st = run(&out, "bin/expgrid down");
+	int st = eg_test_runf(&out, "bin/expgrid down");
 
 	stack_up = false;
 	EG_CHECK_MSG(st == 0, "expgrid down: %d\n%s", st, out);
@@ -193,7 +164,7 @@ static const char *noop_grid(const char *name, int n, int ms)
 static long long submit(const char *grid)
 {
 	char *out = NULL;
-	int st = run(&out, "bin/expgrid submit %s", grid);
+	int st = eg_test_runf(&out, "bin/expgrid submit %s", grid);
 	long long id;
 
 	EG_CHECK_MSG(st == 0, "submit: %d\n%s", st, out);
@@ -207,14 +178,14 @@ static long long submit(const char *grid)
 static void wait_for(const char *what, const char *fmt, long long grid,
 		     long long want, int timeout_s)
 {
-	double end = now_s() + timeout_s;
+	double end = eg_test_now() + timeout_s;
 	long long v = -1;
 
-	while (now_s() < end) {
+	while (eg_test_now() < end) {
 		v = sql_int(fmt, grid);
 		if (v >= want)
 			return;
-		sleep_ms(100);
+		eg_test_sleep_ms(100);
 	}
 	EG_CHECK_MSG(false, "%s: %lld < %lld after %d s", what, v, want,
 		     timeout_s);
@@ -296,7 +267,7 @@ EG_TEST(grid_end_to_end)
 	int st;
 
 	up(2);
-	st = run(&out, "bin/expgrid submit --wait %s", grid);
+	st = eg_test_runf(&out, "bin/expgrid submit --wait %s", grid);
 	EG_CHECK_MSG(st == 0, "submit --wait: %d\n%s", st, out);
 	EG_CHECK_MSG(strstr(out, "12/12") != NULL, "no final bar:\n%s", out);
 	id = atoll(out);
@@ -310,7 +281,7 @@ EG_TEST(grid_end_to_end)
 			     "AND jsonb_array_length(r.curve) = 3",
 			     id),
 		     12);
-	st = run(&out, "bin/expgrid query best %lld", id);
+	st = eg_test_runf(&out, "bin/expgrid query best %lld", id);
 	EG_CHECK_MSG(st == 0 && strstr(out, "test_acc") != NULL, "%s", out);
 	free(out);
 	down();
@@ -335,16 +306,16 @@ EG_TEST(kill_compute_rank)
 	mpirun = pid_of("worker.pid");
 	EG_CHECK(alive(rank1) && alive(mpirun));
 	EG_CHECK_INT(kill(rank1, SIGKILL), 0);
-	end = now_s() + 30;
-	while (alive(mpirun) && now_s() < end)
-		sleep_ms(100);
+	end = eg_test_now() + 30;
+	while (alive(mpirun) && eg_test_now() < end)
+		eg_test_sleep_ms(100);
 	EG_CHECK_MSG(!alive(mpirun), "mpirun survived the death of a rank");
-	st = run(&out, "bin/expgrid up --workers 2");
+	st = eg_test_runf(&out, "bin/expgrid up --workers 2");
 	EG_CHECK_MSG(st == 0 && strstr(out, "workers: started") != NULL &&
 			     strstr(out, "coordinator: already running"),
 		     "%s", out);
 	free(out);
-	st = run(&out, "bin/expgrid submit --wait %s", eg_test_path("grid.yaml"));
+	st = eg_test_runf(&out, "bin/expgrid submit --wait %s", eg_test_path("grid.yaml"));
 	EG_CHECK_MSG(st == 0, "submit --wait: %d\n%s", st, out);
 	free(out);
 	check_recorded_once(id, 16);
@@ -374,13 +345,13 @@ EG_TEST(kill_coordinator)
 	coord = pid_of("coordinator.pid");
 	EG_CHECK(alive(coord));
 	EG_CHECK_INT(kill(coord, SIGKILL), 0);
-	sleep_ms(1500); /* trials finish meanwhile, unacknowledged */
-	st = run(&out, "bin/expgrid up --workers 2");
+	eg_test_sleep_ms(1500); /* trials finish meanwhile, unacknowledged */
+	st = eg_test_runf(&out, "bin/expgrid up --workers 2");
 	EG_CHECK_MSG(st == 0 && strstr(out, "coordinator: started") != NULL &&
 			     strstr(out, "workers: already running") != NULL,
 		     "%s", out);
 	free(out);
-	st = run(&out, "bin/expgrid submit --wait %s", eg_test_path("grid.yaml"));
+	st = eg_test_runf(&out, "bin/expgrid submit --wait %s", eg_test_path("grid.yaml"));
 	EG_CHECK_MSG(st == 0, "submit --wait: %d\n%s", st, out);
 	free(out);
 	check_recorded_once(id, 16);
@@ -405,14 +376,14 @@ EG_TEST(postgres_restart)
 	wait_for("trials done", "SELECT count(*) FROM trials WHERE grid_id = "
 				"%lld AND state = 'done'",
 		 id, 2, 60);
-	st = run(&out, "bin/expgrid db stop");
+	st = eg_test_runf(&out, "bin/expgrid db stop");
 	EG_CHECK_MSG(st == 0, "db stop: %s", out);
 	free(out);
-	sleep_ms(2000);
-	st = run(&out, "bin/expgrid db start");
+	eg_test_sleep_ms(2000);
+	st = eg_test_runf(&out, "bin/expgrid db start");
 	EG_CHECK_MSG(st == 0, "db start: %s", out);
 	free(out);
-	st = run(&out, "bin/expgrid submit --wait %s", eg_test_path("grid.yaml"));
+	st = eg_test_runf(&out, "bin/expgrid submit --wait %s", eg_test_path("grid.yaml"));
 	EG_CHECK_MSG(st == 0, "submit --wait: %d\n%s", st, out);
 	free(out);
 	check_recorded_once(id, 16);
@@ -438,29 +409,29 @@ EG_TEST(cancel_mid_grid)
 		 id, 2, 60);
 	snprintf(wlog, sizeof(wlog), "%s/log/worker.log", home);
 	/* Both slots really run a trial before the cancel. */
-	t0 = now_s();
-	while (now_s() - t0 < 20 && !file_has(wlog, "-> rank 2"))
-		sleep_ms(100);
+	t0 = eg_test_now();
+	while (eg_test_now() - t0 < 20 && !file_has(wlog, "-> rank 2"))
+		eg_test_sleep_ms(100);
 	EG_CHECK(file_has(wlog, "-> rank 1") && file_has(wlog, "-> rank 2"));
-	t0 = now_s();
-	st = run(&out, "bin/expgrid cancel %lld", id);
+	t0 = eg_test_now();
+	st = eg_test_runf(&out, "bin/expgrid cancel %lld", id);
 	EG_CHECK_MSG(st == 0, "cancel: %d\n%s", st, out);
 	free(out);
-	while (now_s() - t0 < 20 && !file_has(wlog, "failed: cancelled"))
-		sleep_ms(100);
+	while (eg_test_now() - t0 < 20 && !file_has(wlog, "failed: cancelled"))
+		eg_test_sleep_ms(100);
 	EG_CHECK_MSG(file_has(wlog, "cancelling trial"),
 		     "the compute rank never logged the cancel");
-	EG_CHECK_MSG(now_s() - t0 < 10, "trials stopped %.1f s after cancel",
-		     now_s() - t0);
+	EG_CHECK_MSG(eg_test_now() - t0 < 10, "trials stopped %.1f s after cancel",
+		     eg_test_now() - t0);
 	EG_CHECK_INT(count_state(id, "cancelled"), 6);
 	EG_CHECK_INT(sql_int("SELECT count(*) FROM results r JOIN trials t ON "
 			     "t.id = r.trial_id WHERE t.grid_id = %lld",
 			     id),
 		     0);
-	sleep_ms(500);
+	eg_test_sleep_ms(500);
 	EG_CHECK_MSG(alive(mpirun), "the workers exited after a cancel");
 	/* And they still work: a new grid runs to the end. */
-	st = run(&out, "bin/expgrid submit --wait %s",
+	st = eg_test_runf(&out, "bin/expgrid submit --wait %s",
 		 noop_grid("aftercancel", 4, 50));
 	EG_CHECK_MSG(st == 0, "submit --wait: %d\n%s", st, out);
 	free(out);
@@ -475,13 +446,13 @@ EG_TEST(wrong_token_refused)
 	int st;
 
 	up(1);
-	st = run(&out,
+	st = eg_test_runf(&out,
 		 "EXPGRID_TOKEN=this-is-not-the-token timeout 60 "
 		 "bin/expgrid-worker");
 	EG_CHECK_MSG(st != 0 && st != 124, "single process: %d\n%s", st, out);
 	EG_CHECK_MSG(strstr(out, "refused the handshake") != NULL, "%s", out);
 	free(out);
-	st = run(&out,
+	st = eg_test_runf(&out,
 		 "EXPGRID_TOKEN=this-is-not-the-token timeout 60 mpirun %s "
 		 "--oversubscribe --bind-to none --mca btl self,vader "
 		 "--mca btl_vader_single_copy_mechanism none -np 3 "
@@ -505,7 +476,7 @@ EG_TEST(up_twice_and_idle)
 	up(1);
 	coord = pid_of("coordinator.pid");
 	mpirun = pid_of("worker.pid");
-	st = run(&out, "bin/expgrid up --workers 1");
+	st = eg_test_runf(&out, "bin/expgrid up --workers 1");
 	EG_CHECK_MSG(st == 0, "%s", out);
 	EG_CHECK_MSG(strstr(out, "started") == NULL, "started again:\n%s", out);
 	EG_CHECK_MSG(strstr(out, "PostgreSQL: already running") != NULL &&
@@ -520,9 +491,9 @@ EG_TEST(up_twice_and_idle)
 	 * 5 % of a core (a spinning MPI wait would use 100 %). */
 	gw = pid_of("worker-rank0.pid");
 	EG_CHECK(alive(gw));
-	sleep_ms(500);
+	eg_test_sleep_ms(500);
 	t0 = cpu_ticks(gw);
-	sleep_ms(3000);
+	eg_test_sleep_ms(3000);
 	t1 = cpu_ticks(gw);
 	EG_CHECK(t0 >= 0 && t1 >= 0);
 	EG_CHECK_MSG((double)(t1 - t0) / sysconf(_SC_CLK_TCK) < 0.15,
@@ -558,7 +529,7 @@ EG_TEST(down_stops_everything)
 	for (int i = 0; i < n; i++)
 		EG_CHECK_MSG(!alive(pids[i]), "pid %d (#%d) still running",
 			     (int)pids[i], i);
-	st = run(&out, "bin/expgrid down");
+	st = eg_test_runf(&out, "bin/expgrid down");
 	EG_CHECK_MSG(st == 0 && strstr(out, "nothing was running"), "%s", out);
 	free(out);
 }

@@ -671,14 +671,6 @@ EG_TEST(submit_status_cancel_query)
 	PQfinish(c);
 }
 
-static double now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
 EG_TEST(submit_100k_trials)
 {
 	eg_buf y = EG_BUF_INIT;
@@ -704,9 +696,9 @@ EG_TEST(submit_100k_trials)
 	EG_CHECK_INT(eg_grid_count(g), 100000);
 	EG_CHECK_OK(eg_store_connect(eg_cluster_url(cluster), &s, &d));
 	EG_CHECK_OK(eg_store_migrate(s, NULL, NULL, &d));
-	t0 = now_s();
+	t0 = eg_test_now();
 	rc = eg_store_submit(s, g, &id, &created, &n, &d);
-	t1 = now_s();
+	t1 = eg_test_now();
 	EG_CHECK_MSG(rc == EG_OK, "%s", eg_diag_msg(&d, rc));
 	EG_CHECK(created);
 	EG_CHECK_INT(n, 100000);

@@ -500,14 +500,6 @@ static void *cancel_later(void *arg)
 	return NULL;
 }
 
-static double now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
 EG_TEST(hang_until_cancelled)
 {
 	static const int dims[2] = {4, 2};
@@ -527,11 +519,11 @@ EG_TEST(hang_until_cancelled)
 	EG_CHECK_OK(eg_board_sim_load(b, EG_ACT_RELU, s.layers, 1, NULL, NULL));
 	eg_board_sim_set_hang(b, true);
 	EG_CHECK_INT(eg_board_sim_health(b, &t, NULL), EG_ETIMEOUT);
-	t0 = now_s();
+	t0 = eg_test_now();
 	EG_CHECK(pthread_create(&th, NULL, cancel_later, &c) == 0);
 	EG_CHECK_INT(eg_board_sim_run(b, x, 1, &flag, codes, NULL, NULL, NULL),
 		     EG_ECANCELLED);
-	EG_CHECK(now_s() - t0 >= 0.14);
+	EG_CHECK(eg_test_now() - t0 >= 0.14);
 	pthread_join(th, NULL);
 	/* Unhung, it answers again (and a raised flag still cancels). */
 	eg_board_sim_set_hang(b, false);
