@@ -69,9 +69,9 @@ const struct eg__param eg__params[] = {
 
 	{"dataset.name", ENUM(dsname_e), "fashion-mnist", NET, 0,
 	 "the data set"},
-	{"dataset.train_size", EG__P_INT, GE0, NULL, "0", NET, 0,
+	{"dataset.train_size", EG__P_INT, IN(0, 100000000), NULL, "0", NET, 0,
 	 "training examples used (0 = the whole set)"},
-	{"dataset.test_size", EG__P_INT, GE0, NULL, "0", NET, 0,
+	{"dataset.test_size", EG__P_INT, IN(0, 100000000), NULL, "0", NET, 0,
 	 "test examples used (0 = the whole set)"},
 	{"dataset.classes", EG__P_INTLIST,
 	 EG__R_LO | EG__R_NULL | EG__R_DISTINCT | EG__R_NONEMPTY, 0, 0, NULL,
@@ -80,9 +80,9 @@ const struct eg__param eg__params[] = {
 	 "input standardization"},
 	{"dataset.label_noise", EG__P_NUM, IN(0, 1), NULL, "0", NET, 0,
 	 "fraction of training labels replaced at random"},
-	{"dataset.dim", EG__P_INT, GE1, NULL, "20", NET, EG__DS_BLOBS,
+	{"dataset.dim", EG__P_INT, IN(1, 16777216), NULL, "20", NET, EG__DS_BLOBS,
 	 "input dimension (blobs)"},
-	{"dataset.num_classes", EG__P_INT, EG__R_LO, 2, 0, NULL, "10", NET,
+	{"dataset.num_classes", EG__P_INT, IN(2, 65536), NULL, "10", NET,
 	 EG__DS_BLOBS, "number of classes (blobs)"},
 	{"dataset.spread", EG__P_NUM, GT0, NULL, "1.0", NET, EG__DS_BLOBS,
 	 "standard deviation of each cluster (blobs)"},
@@ -96,7 +96,7 @@ const struct eg__param eg__params[] = {
 	 "IDX file of test labels (idx; required)"},
 
 	{"model.arch", ENUM(arch_e), "mlp", NET, 0, "network family"},
-	{"model.hidden", EG__P_INTLIST, GE1, NULL, "[256]", NET, 0,
+	{"model.hidden", EG__P_INTLIST, IN(1, 16777216), NULL, "[256]", NET, 0,
 	 "widths of the hidden dense layers"},
 	{"model.conv", EG__P_CONV, 0, 0, 0, NULL, "[]", NET, 0,
 	 "conv layers {filters, kernel, pool} (cnn only)"},
@@ -125,7 +125,7 @@ const struct eg__param eg__params[] = {
 	 "SGD momentum"},
 	{"train.weight_decay", EG__P_NUM, GE0, NULL, "0", NET, 0,
 	 "L2 weight decay"},
-	{"train.batch", EG__P_INT, GE1, NULL, "128", NET, 0, "minibatch size"},
+	{"train.batch", EG__P_INT, IN(1, 1048576), NULL, "128", NET, 0, "minibatch size"},
 	{"train.epochs", EG__P_INT, IN(0, 100000), NULL, "10", NET, 0,
 	 "training epochs"},
 	{"train.val_split", EG__P_NUM, IN_HO(0, 1), NULL, "0", NET, 0,
@@ -134,7 +134,7 @@ const struct eg__param eg__params[] = {
 	{"prune.rate", EG__P_NUM,
 	 EG__R_LO | EG__R_LO_OPEN | EG__R_HI | EG__R_HI_OPEN, 0, 1, NULL, "0.2",
 	 LOT, 0, "fraction of surviving weights pruned per round"},
-	{"prune.rounds", EG__P_INT, GE0, NULL, "5", LOT, 0, "pruning rounds"},
+	{"prune.rounds", EG__P_INT, IN(0, 1000), NULL, "5", LOT, 0, "pruning rounds"},
 	{"prune.scope", ENUM(scope_e), "layer", LOT, 0,
 	 "prune per layer or globally"},
 	{"prune.output_rate", EG__P_NUM,
@@ -164,7 +164,7 @@ const struct eg__param eg__params[] = {
 	{"hls.accum_int_bits", EG__P_INT, IN(-64, 128), NULL, "16", COV, 0,
 	 "accumulator I"},
 
-	{"coverify.probes", EG__P_INT, GE1, NULL, "32", COV, 0,
+	{"coverify.probes", EG__P_INT, IN(1, 1000000), NULL, "32", COV, 0,
 	 "probe inputs compared layer by layer"},
 	{"coverify.tolerance", EG__P_NUM, GE0, NULL, "0.01", COV, 0,
 	 "tau of S_tol"},
@@ -175,7 +175,7 @@ const struct eg__param eg__params[] = {
 	{"coverify.network", EG__P_KEY, EG__R_NULL, 0, 0, NULL, NULL, 0, 0,
 	 "key of the train trial whose network is verified (fpga grids)"},
 
-	{"noop.ms", EG__P_INT, GE0, NULL, "0", EG__K_NOOP, 0,
+	{"noop.ms", EG__P_INT, IN(0, 86400000), NULL, "0", EG__K_NOOP, 0,
 	 "milliseconds the trial waits"},
 	{"noop.metrics", EG__P_METRICS, 0, 0, 0, NULL, "{}", EG__K_NOOP, 0,
 	 "metrics the trial reports"},
@@ -478,9 +478,9 @@ struct field {
 };
 
 static const struct field conv_f[] = {
-	{"filters", EG__P_INT, GE1, NULL, true, 0},
-	{"kernel", EG__P_INT, GE1, NULL, true, 0},
-	{"pool", EG__P_INT, GE1, NULL, false, 1},
+	{"filters", EG__P_INT, IN(1, 65536), NULL, true, 0},
+	{"kernel", EG__P_INT, IN(1, 1024), NULL, true, 0},
+	{"pool", EG__P_INT, IN(1, 1024), NULL, false, 1},
 	{NULL, 0, 0, 0, 0, NULL, false, 0},
 };
 

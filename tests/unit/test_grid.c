@@ -497,6 +497,12 @@ static const struct bad bad_grids[] = {
 	{"trial:\n  dataset.name: idx\n  dataset.train_images: a\n",
 	 NAME ":2:17: trial 0: dataset.name is idx but dataset.train_labels is not given", EG_EINVAL},
 	{"max_attempts: 0\n", NAME ":1:15: max_attempts: must be in [1, 100] (got 0)", EG_ERANGE},
+	/* Sizes the kernels keep in ints have upper bounds: 2^32 + 8 must
+	 * not become 8 hidden units. */
+	{"trial: {model.hidden: [4294967304]}\n", NAME ":1:24: model.hidden", EG_ERANGE},
+	{"trial: {train.batch: 4294967296}\n", NAME ":1:22: train.batch", EG_ERANGE},
+	{"trial:\n  model.arch: cnn\n  model.conv: [{filters: 8, kernel: 3, pool: 99999999999}]\n",
+	 NAME ":3:46: model.conv[0].pool: must be in [1, 1024]", EG_ERANGE},
 	{"trial:\n  train.lr: 0.1\n  train:\n    lr: 0.2\n", NAME ":4:5: train.lr is given twice (first at 2:3)", EG_EINVAL},
 	{"trial: {model.bias: \"true\"}\n", NAME ":1:21: model.bias: expected a bool", EG_ETYPE},
 	{"trial:\n  model.conv: [{filters: 8, kernel: 3}]\n", NAME ":2:15: trial 0: model.conv needs model.arch cnn", EG_EINVAL},
@@ -520,7 +526,7 @@ static const struct bad bad_grids[] = {
 	{"name: \"\"\n", NAME ":1:7: name: expected a non-empty string", EG_ERANGE},
 	{"trial: {prune.rate: 1}\n", NAME ":1:21: prune.rate: must be in (0, 1) (got 1)", EG_ERANGE},
 	{"trial: {kind: traine}\n", NAME ":1:15: kind: must be one of train, lottery, coverify, noop", EG_ERANGE},
-	{"sweep:\n  model: {hidden: [[0]]}\n", NAME ":2:21: model.hidden: must be >= 1 (got 0)", EG_ERANGE},
+	{"sweep:\n  model: {hidden: [[0]]}\n", NAME ":2:21: model.hidden: must be in [1, 16777216] (got 0)", EG_ERANGE},
 	{"exclude:\n  - {}\n", NAME ":2:5: exclude entry 1 is empty", EG_ERANGE},
 	/* A group map with no parameters in it is as empty as {}. */
 	{"zip:\n  - {train: {}}\n", NAME ":2:5: zip group 1 is empty", EG_ERANGE},
