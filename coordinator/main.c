@@ -175,6 +175,11 @@ int main(int argc, char **argv)
 			return 2;
 		}
 	}
+	/* Agents heartbeat every lease_ms / 3 and are otherwise silent while
+	 * they compute: an idle timeout shorter than a lease would drop busy
+	 * agents and requeue their trials. */
+	if ((int64_t)o.idle_ms < o.lease_ms)
+		o.idle_ms = o.lease_ms > INT32_MAX ? INT32_MAX : (int)o.lease_ms;
 	if (optind != argc) {
 		fprintf(stderr, "expgrid-coordinator: unexpected argument "
 			"'%s'\n", argv[optind]);

@@ -1022,6 +1022,27 @@ EG_TEST(postgres_restart_underneath)
 	client_close(&c);
 }
 
+EG_TEST(idle_timeout_never_below_a_lease)
+{
+	struct client c = {-1, NULL};
+	int64_t t, a;
+
+	/* Asked for a 300 ms idle timeout with 1.5 s leases, the coordinator
+	 * keeps a computing agent that is silent for 0.8 s: agents only
+	 * heartbeat every lease / 3. */
+	start_cluster();
+	start_coord("--lease-ms", "1500", "--idle-timeout-ms", "300");
+	submit(NOOP_GRID("quiet", "1", ""));
+	EG_CHECK_OK(client_open(&c, "quiet", tok));
+	want(&c, 1);
+	expect_assign(&c, &t, &a, 5000);
+	eg_test_sleep_ms(800);
+	send_result(&c, t, a, 0.5);
+	expect_ack(&c, t, a, 5000);
+	EG_CHECK_INT(sql_int("SELECT count(*) FROM results"), 1);
+	client_close(&c);
+}
+
 EG_TEST(sigterm_drains_and_exits)
 {
 	struct client c = {-1, NULL};
@@ -1071,4 +1092,6 @@ EG_TEST_MAIN({"handshake_cycle_and_semantics", handshake_cycle_and_semantics,
 	     {"kill9_then_restart_records_once",
 	      kill9_then_restart_records_once, 40},
 	     {"postgres_restart_underneath", postgres_restart_underneath, 60},
+	     {"idle_timeout_never_below_a_lease",
+	      idle_timeout_never_below_a_lease, 30},
 	     {"sigterm_drains_and_exits", sigterm_drains_and_exits, 40})
