@@ -447,13 +447,44 @@ static void remove_rank_pidfiles(const char *home)
 	closedir(dp);
 }
 
+/*
+ * Starts argv as a daemon logging to `log`, records its pid in `pidf`, and
+ * waits settle_ms: a program that fails at all (a missing binary, a bad
+ * option, a bad file or token) fails at once, and that is reported here
+ * with the log's tail instead of being discovered later.  Returns the pid,
+ * or -1 with the pid file removed.
+ */
+static pid_t spawn_settled(char *const argv[], const char *log,
+			   const char *pidf, const char *what, int settle_ms)
+{
+	long end;
+	int status;
+	pid_t pid = spawn(argv, log);
+
+	if (pid < 0)
+		return -1;
+	eg_cli_pidfile_write(pidf, pid);
+	end = now_ms() + settle_ms;
+	while (now_ms() < end) {
+		if (waitpid(pid, &status, WNOHANG) == pid) {
+			eg_cli_error("up: %s exited (status %d)", what,
+				     WIFEXITED(status) ? WEXITSTATUS(status)
+						       : 128 + WTERMSIG(status));
+			log_tail(log);
+			unlink(pidf);
+			return -1;
+		}
+		sleep_ms(50);
+	}
+	return pid;
+}
+
 static int up_workers(const char *home, long workers)
 {
 	char prog[PATH_MAX], pidf[PATH_MAX + 32], log[PATH_MAX + 32], np[32];
 	char *argv[24];
-	int argc = 0, status;
+	int argc = 0;
 	pid_t pid;
-	long end;
 
 	snprintf(pidf, sizeof(pidf), "%s/run/worker.pid", home);
 	snprintf(log, sizeof(log), "%s/log/worker.log", home);
@@ -490,23 +521,9 @@ static int up_workers(const char *home, long workers)
 	argv[argc++] = np;
 	argv[argc++] = prog;
 	argv[argc] = NULL;
-	pid = spawn(argv, log);
+	pid = spawn_settled(argv, log, pidf, "mpirun", WORKER_SETTLE_MS);
 	if (pid < 0)
 		return -1;
-	eg_cli_pidfile_write(pidf, pid);
-	/* mpirun fails fast when it fails at all (no binary, bad option). */
-	end = now_ms() + WORKER_SETTLE_MS;
-	while (now_ms() < end) {
-		if (waitpid(pid, &status, WNOHANG) == pid) {
-			eg_cli_error("up: mpirun exited (status %d)",
-				     WIFEXITED(status) ? WEXITSTATUS(status)
-						       : 128 + WTERMSIG(status));
-			log_tail(log);
-			unlink(pidf);
-			return -1;
-		}
-		sleep_ms(50);
-	}
 	printf("workers: started %ld compute rank%s (mpirun pid %d)\n", workers,
 	       workers == 1 ? "" : "s", (int)pid);
 	return 0;
@@ -560,8 +577,6 @@ static int up_hwagent(const char *home, long boards)
 		file[PATH_MAX + 32];
 	char *argv[5];
 	pid_t pid;
-	long end;
-	int status;
 
 	snprintf(file, sizeof(file), "%s/boards.yaml", home);
 	if (boards > 0 && write_boards(file, boards) != 0)
@@ -583,23 +598,9 @@ static int up_hwagent(const char *home, long boards)
 	argv[1] = "--boards";
 	argv[2] = file;
 	argv[3] = NULL;
-	pid = spawn(argv, log);
+	pid = spawn_settled(argv, log, pidf, "the hwagent", HWAGENT_SETTLE_MS);
 	if (pid < 0)
 		return -1;
-	eg_cli_pidfile_write(pidf, pid);
-	/* A bad boards file or token fails at once. */
-	end = now_ms() + HWAGENT_SETTLE_MS;
-	while (now_ms() < end) {
-		if (waitpid(pid, &status, WNOHANG) == pid) {
-			eg_cli_error("up: the hwagent exited (status %d)",
-				     WIFEXITED(status) ? WEXITSTATUS(status)
-						       : 128 + WTERMSIG(status));
-			log_tail(log);
-			unlink(pidf);
-			return -1;
-		}
-		sleep_ms(50);
-	}
 	printf("hwagent: started with %s (pid %d)\n", file, (int)pid);
 	return 0;
 }
